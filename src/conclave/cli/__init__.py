@@ -1,1 +1,1 @@
-"""Package."""
+"""Command line interface of conclave."""

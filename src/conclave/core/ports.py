@@ -13,12 +13,11 @@ The simulator and the production runtime each implement these in their own way; 
 """
 
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-from conclave.core.effects import Entry, HardState, Send, Snapshot
+from conclave.core.effects import Entry, HardState, Ready, Send, Snapshot
 from conclave.core.ids import LogIndex
 
-M_contra = TypeVar("M_contra", contravariant=True)
 M = TypeVar("M")
 
 
@@ -54,10 +53,10 @@ class Storage(Protocol):
         ...
 
 
-class Transport(Protocol[M_contra]):
+class Transport(Protocol[M]):
     """Delivers messages to peers, best effort."""
 
-    def send(self, envelope: Send[M_contra]) -> None:  # type: ignore[misc]
+    def send(self, envelope: Send[M]) -> None:
         """Queue a message for delivery; may drop it."""
         ...
 
@@ -83,7 +82,23 @@ class StateMachine(Protocol):
         ...
 
 
-class ApplyListener(Protocol, Generic[M]):
+class ReadyCore(Protocol[M]):
+    """A pure core as the driver sees it: it produces Readies and learns they were executed."""
+
+    def has_ready(self) -> bool:
+        """True when `ready()` would return something to do."""
+        ...
+
+    def ready(self) -> "Ready[M]":
+        """The next batch of effects; must be followed by `advance` with the same batch."""
+        ...
+
+    def advance(self, ready: "Ready[M]") -> None:
+        """Every effect of `ready` was executed in the contract's order."""
+        ...
+
+
+class ApplyListener(Protocol):
     """Optional observer of applied entries and their results (clients, checkers)."""
 
     def on_applied(self, entry: Entry, result: object) -> None:
@@ -91,4 +106,4 @@ class ApplyListener(Protocol, Generic[M]):
         ...
 
 
-__all__ = ["ApplyListener", "StableState", "StateMachine", "Storage", "Transport"]
+__all__ = ["ApplyListener", "ReadyCore", "StableState", "StateMachine", "Storage", "Transport"]

@@ -1,0 +1,26 @@
+"""The `conclave` command: thin; it parses arguments into typed settings and calls the library.
+
+Sub-commands live in their own modules and are mounted here.
+"""
+
+import typer
+
+from conclave.cli import demo as demo_cmd
+from conclave.cli import sim as sim_cmd
+
+app = typer.Typer(
+    name="conclave",
+    help="Conclave: distributed decisions on a pure consensus core.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(sim_cmd.app, name="sim")
+app.command("demo")(demo_cmd.demo)
+
+
+def main() -> None:
+    """Entry point of the `conclave` console script."""
+    app()
+
+
+__all__ = ["app", "main"]
