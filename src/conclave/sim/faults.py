@@ -1,0 +1,228 @@
+"""Fault injection during the fault phase, every parameter and choice drawn from the seed.
+
+Rules:
+- `FaultPlan.draw` fixes a run's fault mix from the plan rng: the weight of each fault kind
+  (0 to 3, so some seeds are crash-heavy and others partition-heavy), the mean interval, how
+  many nodes may be down at once (usually a minority, sometimes a majority), and how long
+  crashes and partitions last. The injector then draws each fault from its own rng.
+- Kinds: crash a node / the leader (torn tail of unsynced writes, restart later); symmetric
+  partition into groups; asymmetric (one-way) link cuts; isolate the leader; a membership
+  change; a leadership transfer. At most one partition is active: a new one replaces it, and
+  each has a generation so that a stale "partition ends" event does nothing.
+- Membership stays within [n-1, n+1] voters and never below 3: remove a voter, or add a
+  non-member (the spare, or a removed node) as a learner and promote it in a follow-up step.
+  Changes go through the current leader, which may refuse them (one at a time, not caught
+  up, not leader...): a refusal is not a failure, the next fault tries again.
+- Nodes and groups are picked from sorted id tuples, never from sets.
+"""
+
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from conclave.consensus.raft import ConfChangeOp
+from conclave.core.errors import Refusal
+from conclave.core.ids import NodeId
+from conclave.sim import events as ev
+from conclave.sim.settings import SimSettings
+
+if TYPE_CHECKING:
+    from conclave.sim.cluster import Cluster
+    from conclave.sim.node import SimNode
+
+FAULT_KINDS: Final = (
+    "crash",
+    "crash_leader",
+    "partition",
+    "one_way",
+    "isolate_leader",
+    "membership",
+    "transfer",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultPlan:
+    """The fault mix of one run."""
+
+    weights: tuple[int, ...]  # one per FAULT_KINDS entry
+    interval_us_mean: int
+    down_max: int
+    downtime_us_max: int
+    partition_us_max: int
+
+    @classmethod
+    def draw(cls, rng: random.Random, settings: SimSettings) -> "FaultPlan":
+        """Draw a plan; every kind has weight 0..3 and at least one is positive."""
+        weights = [rng.choice((0, 1, 1, 2, 3)) for _ in FAULT_KINDS]
+        if not any(weights):
+            weights[rng.randrange(len(weights))] = 1
+        n = settings.nodes
+        down_max = (n - 1) // 2 if rng.random() < 0.85 else n // 2 + 1
+        return cls(
+            weights=tuple(weights),
+            interval_us_mean=round(settings.fault_interval_us_mean * rng.uniform(0.5, 2.0)),
+            down_max=max(1, down_max),
+            downtime_us_max=rng.choice((200_000, 600_000, 1_500_000)),
+            partition_us_max=rng.choice((300_000, 1_000_000, 2_000_000)),
+        )
+
+
+class FaultInjector:
+    """Applies the plan to a cluster."""
+
+    def __init__(self, cluster: "Cluster", rng: random.Random, plan: FaultPlan) -> None:
+        self.cluster = cluster
+        self.rng = rng
+        self.plan = plan
+        self.partition_generation = 0
+        self.injected: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+
+    def schedule_next(self) -> None:
+        """Schedule the next fault after an exponential delay."""
+        delay = round(self.rng.expovariate(1.0 / self.plan.interval_us_mean))
+        self.cluster.queue.after(max(1, delay), ev.FAULT, 0)
+
+    def inject(self) -> None:
+        """Draw one fault kind and apply it."""
+        kind = self.rng.choices(FAULT_KINDS, self.plan.weights)[0]
+        self.injected[kind] += 1
+        getattr(self, f"_{kind}")()
+
+    # -- crashes --------------------------------------------------------------------------
+
+    def _live(self) -> list["SimNode"]:
+        return [n for n in self.cluster.nodes.values() if n.core is not None]
+
+    def _down_count(self) -> int:
+        return sum(1 for n in self.cluster.nodes.values() if n.started and n.core is None)
+
+    def _crash_node(self, node: "SimNode") -> None:
+        if self._down_count() >= self.plan.down_max:
+            return
+        self.cluster.crash(node)
+        downtime = self.rng.randint(10_000, self.plan.downtime_us_max)
+        self.cluster.queue.after(downtime, ev.RESTART, node.id)
+
+    def _crash(self) -> None:
+        live = self._live()
+        if live:
+            self._crash_node(self.rng.choice(live))
+
+    def _crash_leader(self) -> None:
+        leader = self.cluster.leader()
+        if leader is not None:
+            self._crash_node(leader)
+
+    # -- partitions -----------------------------------------------------------------------
+
+    def _begin_partition(self, what: str) -> None:
+        self.partition_generation += 1
+        duration = self.rng.randint(20_000, self.plan.partition_us_max)
+        self.cluster.queue.after(duration, ev.PARTITION_END, 0, self.partition_generation)
+        if self.cluster.tracing:
+            self.cluster.trace(0, f"fault {what} for {duration} us")
+
+    def end_partition(self, generation: object) -> None:
+        """A partition's time is up (ignored if a newer one replaced it)."""
+        if generation != self.partition_generation or self.cluster.phase != "faults":
+            return
+        self.cluster.network.heal()
+        if self.cluster.tracing:
+            self.cluster.trace(0, "partition healed")
+
+    def _started_ids(self) -> list[NodeId]:
+        return [n.id for n in self.cluster.nodes.values() if n.started]
+
+    def _partition(self) -> None:
+        ids = self._started_ids()
+        if len(ids) < 2:
+            return
+        self.rng.shuffle(ids)
+        parts = min(len(ids), self.rng.choice((2, 2, 3)))
+        cuts = sorted(self.rng.sample(range(1, len(ids)), k=parts - 1))
+        groups = [ids[a:b] for a, b in zip([0, *cuts], [*cuts, len(ids)], strict=True)]
+        network = self.cluster.network
+        network.heal()
+        network.partition(groups)
+        self._begin_partition(f"partition {' | '.join(str(sorted(g)) for g in groups)}")
+
+    def _one_way(self) -> None:
+        ids = self._started_ids()
+        if len(ids) < 2:
+            return
+        network = self.cluster.network
+        network.heal()
+        cuts = []
+        for _ in range(self.rng.randint(1, 3)):
+            src, dst = self.rng.sample(ids, 2)
+            network.block(src, dst)
+            cuts.append(f"n{src}->n{dst}")
+        self._begin_partition(f"one-way cut {' '.join(cuts)}")
+
+    def _isolate_leader(self) -> None:
+        leader = self.cluster.leader()
+        if leader is None:
+            return
+        network = self.cluster.network
+        network.heal()
+        network.isolate(leader.id, self.cluster.node_ids)
+        self._begin_partition(f"isolate leader n{leader.id}")
+
+    # -- membership and leadership --------------------------------------------------------
+
+    def _membership(self) -> None:
+        cluster = self.cluster
+        leader = cluster.leader()
+        if leader is None or leader.core is None:
+            return
+        conf = leader.core.conf
+        if conf.learners:
+            cluster.propose_conf_change(ConfChangeOp.PROMOTE_LEARNER, conf.learners[0])
+            return
+        n = cluster.settings.nodes
+        members = conf.members()
+        outsiders = [i for i in cluster.node_ids if i not in members]
+        can_add = len(conf.voters) < n + 1 and bool(outsiders)
+        can_remove = len(conf.voters) > max(3, n - 1)
+        if can_add and (not can_remove or self.rng.random() < 0.5):
+            target = self.rng.choice(outsiders)
+            node = cluster.nodes[target]
+            if not node.started:
+                cluster.join(node)
+            if cluster.propose_conf_change(ConfChangeOp.ADD_LEARNER, target):
+                delay = self.rng.randint(50_000, 400_000)
+                cluster.queue.after(delay, ev.MEMBERSHIP, target)
+        elif can_remove:
+            cluster.propose_conf_change(ConfChangeOp.REMOVE_NODE, self.rng.choice(conf.voters))
+
+    def membership_follow_up(self, learner: NodeId) -> None:
+        """Promote a learner added earlier; try again later while it is refused."""
+        cluster = self.cluster
+        leader = cluster.leader()
+        if leader is None or leader.core is None or learner not in leader.core.conf.learners:
+            return
+        if not cluster.propose_conf_change(ConfChangeOp.PROMOTE_LEARNER, learner):
+            cluster.queue.after(self.rng.randint(50_000, 200_000), ev.MEMBERSHIP, learner)
+
+    def _transfer(self) -> None:
+        cluster = self.cluster
+        leader = cluster.leader()
+        if leader is None or leader.core is None:
+            return
+        others = [v for v in leader.core.conf.voters if v != leader.id]
+        if not others:
+            return
+        target = self.rng.choice(others)
+        try:
+            leader.core.transfer_leadership(target)
+        except (Refusal, ValueError) as exc:
+            if cluster.tracing:
+                cluster.trace(leader.id, f"transfer to n{target} refused: {exc}")
+            return
+        if cluster.tracing:
+            cluster.trace(leader.id, f"fault transfer leadership to n{target}")
+        leader.process()
+
+
+__all__ = ["FAULT_KINDS", "FaultInjector", "FaultPlan"]

@@ -1,0 +1,363 @@
+"""One simulated node: a Raft core, its disk, its state machine and the one driver.
+
+Rules:
+- Readies are executed only by `conclave.runtime.driver.Driver` (DESIGN.md rule 5); the node
+  only feeds inputs to the core (tick, step, propose, read_index, compact, conf changes) and
+  then runs the driver until the core is quiet.
+- The disk is a `MemoryStorage` that survives crashes: a crash keeps every synced write and a
+  prefix of the unsynced ones, whose length the caller draws from the run seed (torn tail).
+  Restart rebuilds the core with `restore(config, env, storage.load())` and the state machine
+  from the stored snapshot; entries above it are applied again as the core commits them.
+- A crashed node has no core: it neither receives messages nor ticks. Each incarnation gets a
+  fresh `CoreEnv` whose rng is derived from the run seed, the node id and the incarnation.
+- Client requests: a write is proposed and remembered by its `ProposalTicket`; its answer is
+  the result applied at the ticket's index with the ticket's term (another term there means
+  the proposal was lost). A read calls `read_index` and is served from the state machine when
+  the driver reports the `ReadState` applied. Both are forgotten when the node crashes; reads
+  still waiting are refused when the node stops leading (the client retries elsewhere).
+- After applying `compaction_entries` entries beyond the last snapshot the node compacts, so
+  lagging followers are caught up with InstallSnapshot.
+- The node never judges safety itself: it reports persisted and applied entries and
+  leadership to the `SafetyChecker` and calls the core's own `check_invariants`.
+"""
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from conclave.apps.kv import Get, KVStateMachine
+from conclave.consensus.raft import RaftConfig, RaftMessage, RaftNode, Role
+from conclave.core.effects import Entry, HardState, ReadState, Snapshot, TraceEvent
+from conclave.core.env import CoreEnv
+from conclave.core.errors import InvariantViolation, NotLeader, ProposalDropped
+from conclave.core.ids import NO_NODE, LogIndex, NodeId, Term
+from conclave.core.memory_storage import MemoryStorage
+from conclave.runtime.driver import Driver
+from conclave.sim.clock import NodeClock
+from conclave.sim.invariants import SafetyChecker, SafetyViolation
+from conclave.sim.network import NodeTransport, SimNetwork
+
+CoreClass = type[RaftNode]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRequest:
+    """A client's request as it arrives at a node."""
+
+    client_id: int
+    op_no: int
+    attempt: int
+    key: str
+    data: bytes | None  # an encoded kv Request for writes; None for a linearizable get
+
+
+class ReplyKind:
+    """What a node tells a client (plain strings: cheap and readable in traces)."""
+
+    OK = "ok"  # the result is known
+    REFUSED = "refused"  # not proposed here (not leader, dropped): safe to retry elsewhere
+    RETRY = "retry"  # proposed here but the outcome is unknown (lost, overwritten)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientReply:
+    """A node's answer to one attempt of a client op."""
+
+    client_id: int
+    op_no: int
+    attempt: int
+    kind: str
+    result: object = None
+    leader_hint: NodeId = NO_NODE
+
+
+ReplyFn = Callable[[ClientReply], None]
+TraceFn = Callable[[NodeId, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingWrite:
+    term: Term
+    request: ClientRequest
+
+
+class _ObservedStorage(MemoryStorage):
+    """The node's disk; reports every persisted entry to the safety checker."""
+
+    def __init__(self, node: "SimNode") -> None:
+        super().__init__()
+        self._node = node
+
+    def save(
+        self, hard_state: HardState | None, snapshot: Snapshot | None, entries: tuple[Entry, ...]
+    ) -> None:
+        if entries:
+            self._node.observe_persist(entries)
+        super().save(hard_state, snapshot, entries)
+
+
+class _ObservedMachine(KVStateMachine):
+    """The node's kv state machine; reports snapshot restores to the node."""
+
+    def __init__(self, node: "SimNode") -> None:
+        super().__init__()
+        self._node = node
+
+    def restore(self, data: bytes, applied_index: LogIndex) -> None:
+        super().restore(data, applied_index)
+        self._node.observe_restore(applied_index)
+
+
+class SimNode:
+    """A node of the simulated cluster, alive or crashed."""
+
+    def __init__(
+        self,
+        node_id: NodeId,
+        *,
+        seed: int,
+        core_class: CoreClass,
+        config: RaftConfig,
+        clock: NodeClock,
+        network: SimNetwork[RaftMessage],
+        checker: SafetyChecker,
+        reply: ReplyFn,
+        compaction_entries: int,
+        trace: TraceFn | None = None,
+    ) -> None:
+        self.id = node_id
+        self.clock = clock
+        self._seed = seed
+        self._core_class = core_class
+        self._config = config
+        self._transport: NodeTransport[RaftMessage] = NodeTransport(network, node_id)
+        self._checker = checker
+        self._reply = reply
+        self._trace = trace
+        self.compaction_entries = compaction_entries
+        self.storage = _ObservedStorage(self)
+        self.core: RaftNode | None = None
+        self.machine: KVStateMachine = _ObservedMachine(self)
+        self._driver: Driver[RaftMessage] | None = None
+        self.incarnation = 0
+        self.started = False
+        self.crashes = 0
+        self._pending_writes: dict[LogIndex, _PendingWrite] = {}
+        self._pending_reads: dict[int, ClientRequest] = {}
+        self._read_ctx = 0
+        self._last_applied: LogIndex = 0
+        self._leader_term: Term = -1
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def up(self) -> bool:
+        """True while the node runs."""
+        return self.core is not None
+
+    def _env(self) -> CoreEnv:
+        rng = random.Random(f"{self._seed}:node:{self.id}:{self.incarnation}")
+        return CoreEnv(rng=rng, trace_enabled=self._trace is not None)
+
+    def bootstrap(self, voters: tuple[NodeId, ...]) -> None:
+        """Start as a member of the initial cluster."""
+        self._start(self._core_class.bootstrap(self._config, self._env(), voters=voters))
+
+    def join(self) -> None:
+        """Start as a new, empty node waiting to be added as a learner."""
+        self._start(self._core_class.join_as_learner(self._config, self._env()))
+
+    def restart(self) -> None:
+        """Rebuild core and state machine from the disk alone (DESIGN.md rule 11)."""
+        self.incarnation += 1
+        stable = self.storage.load()
+        self.machine = _ObservedMachine(self)
+        self._last_applied = 0
+        if stable.snapshot is None:
+            # Never received anything durable: it is still a blank joiner.
+            self._start(self._core_class.join_as_learner(self._config, self._env()))
+            return
+        if stable.snapshot.meta.index > 0:
+            self.machine.restore(stable.snapshot.data, stable.snapshot.meta.index)
+        self._start(self._core_class.restore(self._config, self._env(), stable))
+
+    def _start(self, core: RaftNode) -> None:
+        self.core = core
+        self.started = True
+        self._leader_term = -1
+        self._driver = Driver(
+            core=core,
+            storage=self.storage,
+            transport=self._transport,
+            state_machine=self.machine,
+            on_applied=self._on_applied,
+            on_read_ready=self._on_read_ready,
+            on_trace=self._on_trace,
+        )
+        self.process()
+
+    def crash(self, rng: random.Random) -> int:
+        """Stop now; keep a random prefix of unsynced writes. Returns how many survived."""
+        surviving = rng.randint(0, self.storage.unsynced_write_count)
+        self.storage.crash(surviving)
+        self.core = None
+        self._driver = None
+        self._pending_writes.clear()
+        self._pending_reads.clear()
+        self.crashes += 1
+        return surviving
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """One tick of this node's clock."""
+        core = self.core
+        assert core is not None
+        core.tick()
+        self.process()
+
+    def step(self, message: RaftMessage) -> None:
+        """Deliver a message from the network."""
+        core = self.core
+        assert core is not None
+        core.step(message)
+        self.process()
+
+    def client_request(self, request: ClientRequest) -> None:
+        """Handle a client's attempt: propose a write or start a linearizable read."""
+        core = self.core
+        assert core is not None
+        try:
+            if request.data is None:
+                self._read_ctx += 1
+                ctx = self._read_ctx
+                self._pending_reads[ctx] = request
+                try:
+                    core.read_index(ctx)
+                except NotLeader:
+                    del self._pending_reads[ctx]
+                    raise
+            else:
+                ticket = core.propose(request.data)
+                self._remember_write(ticket.index, ticket.term, request)
+        except NotLeader as exc:
+            self._answer(request, ReplyKind.REFUSED, leader_hint=exc.leader_hint)
+        except ProposalDropped:
+            self._answer(request, ReplyKind.REFUSED, leader_hint=self.id)
+        self.process()
+
+    def _remember_write(self, index: LogIndex, term: Term, request: ClientRequest) -> None:
+        older = self._pending_writes.get(index)
+        if older is not None:
+            # A new entry at this index replaced the older one in this log: lost (if it had
+            # been committed, leader completeness would have kept it here).
+            self._answer(older.request, ReplyKind.RETRY)
+        self._pending_writes[index] = _PendingWrite(term, request)
+
+    # -- the driver loop ------------------------------------------------------------------
+
+    def process(self) -> None:
+        """Run the driver until the core is quiet, compact when due, then check invariants."""
+        core = self.core
+        driver = self._driver
+        assert core is not None
+        assert driver is not None
+        driver.run()
+        machine = self.machine
+        if machine.applied_index - core.snapshot_meta.index >= self.compaction_entries:
+            core.compact(machine.applied_index, machine.snapshot())
+            driver.run()
+        self._check(core)
+
+    def _check(self, core: RaftNode) -> None:
+        try:
+            core.check_invariants()
+        except InvariantViolation as exc:
+            raise SafetyViolation("core-invariant", f"n{self.id}: {exc}") from exc
+        if core.role is Role.LEADER:
+            if core.term != self._leader_term:
+                if self._leader_term != -1:
+                    self._refuse_reads(core.leader_id)
+                self._leader_term = core.term
+                self._checker.on_leader(core)
+        elif self._leader_term != -1:
+            self._leader_term = -1
+            self._refuse_reads(core.leader_id)
+
+    def _refuse_reads(self, hint: NodeId) -> None:
+        reads, self._pending_reads = self._pending_reads, {}
+        for request in reads.values():
+            self._answer(request, ReplyKind.REFUSED, leader_hint=hint)
+
+    def observe_restore(self, applied: LogIndex) -> None:
+        """The state machine jumped to a snapshot: proposals it covers have unknown fate."""
+        self._last_applied = applied
+        for index in [i for i in self._pending_writes if i <= applied]:
+            self._answer(self._pending_writes.pop(index).request, ReplyKind.RETRY)
+
+    # -- driver callbacks -----------------------------------------------------------------
+
+    def observe_persist(self, entries: tuple[Entry, ...]) -> None:
+        """Storage hook: report written entries (with the term before them) to the checker."""
+        core = self.core
+        prev = core.term_at(entries[0].index - 1) if core is not None else None
+        self._checker.on_persist(self.id, prev, entries)
+
+    def _on_applied(self, entry: Entry, result: object) -> None:
+        if entry.index != self._last_applied + 1:
+            raise SafetyViolation(
+                "apply-order", f"n{self.id} applied {entry.index} after {self._last_applied}"
+            )
+        self._last_applied = entry.index
+        core = self.core
+        assert core is not None
+        self._checker.on_applied(self.id, core.term, entry)
+        pending = self._pending_writes.pop(entry.index, None)
+        if pending is None:
+            return
+        if entry.term != pending.term:
+            self._answer(pending.request, ReplyKind.RETRY)
+            return
+        if entry.data != pending.request.data:
+            raise SafetyViolation(
+                "proposal-integrity",
+                f"n{self.id} applied other data at {entry.index}/{entry.term} than it proposed",
+            )
+        self._answer(pending.request, ReplyKind.OK, result=result)
+
+    def _on_read_ready(self, read: ReadState) -> None:
+        request = self._pending_reads.pop(read.request_ctx, None)
+        if request is None:
+            return
+        machine = self.machine
+        if machine.applied_index < read.index:
+            raise SafetyViolation(
+                "read-index", f"n{self.id} served a read at {machine.applied_index} < {read.index}"
+            )
+        self._answer(request, ReplyKind.OK, result=machine.query(Get(key=request.key)))
+
+    def _on_trace(self, event: TraceEvent) -> None:
+        if self._trace is not None:
+            self._trace(self.id, event.describe())
+
+    def _answer(
+        self,
+        request: ClientRequest,
+        kind: str,
+        *,
+        result: object = None,
+        leader_hint: NodeId = NO_NODE,
+    ) -> None:
+        self._reply(
+            ClientReply(
+                client_id=request.client_id,
+                op_no=request.op_no,
+                attempt=request.attempt,
+                kind=kind,
+                result=result,
+                leader_hint=leader_hint,
+            )
+        )
+
+
+__all__ = ["ClientReply", "ClientRequest", "CoreClass", "ReplyKind", "SimNode"]

@@ -1,0 +1,47 @@
+"""Readable lines about seeds and sweeps, shared by the CLI and the tests.
+
+Rules: every per-seed line starts with `seed=<S>` so that a failing seed is the first thing
+a reader sees; the sweep summary is exactly one line of the form
+`seeds=N ok=N violations=N events=E sim_events_per_s=R`. Formatting only: no I/O here.
+"""
+
+from conclave.sim.runner import SeedResult
+
+
+def seed_line(result: SeedResult) -> str:
+    """One line per seed: verdict, events, simulated time, operations by status."""
+    verdict = "ok" if result.ok else "VIOLATION"
+    return (
+        f"seed={result.seed} {verdict} events={result.events} "
+        f"sim_time={result.sim_time_us / 1e6:.3f}s ops={result.ops} "
+        f"(ok={result.status_count('ok')} unknown={result.status_count('unknown')} "
+        f"fail={result.status_count('fail')}) nodes={result.nodes} clients={result.clients} "
+        f"elections={result.elections} messages={result.messages}"
+    )
+
+
+def failure_lines(result: SeedResult) -> list[str]:
+    """The explanation of a failing seed: property or key, details, then the trace tail."""
+    if result.ok:
+        return []
+    lines = [f"seed={result.seed} violated {result.invariant}: {result.violation}"]
+    if result.key is not None:
+        lines.append(f"seed={result.seed} non-linearizable key: {result.key}")
+    if result.details:
+        lines.extend(f"  {line}" for line in result.details.rstrip().splitlines())
+    if result.trace_tail:
+        lines.append(f"seed={result.seed} last {len(result.trace_tail)} events:")
+        lines.extend(f"  {line}" for line in result.trace_tail)
+    lines.append(f"replay: conclave sim raft --seed {result.seed} --nodes {result.nodes} --trace")
+    return lines
+
+
+def summary_line(seeds: int, ok: int, violations: int, events: int, events_per_s: float) -> str:
+    """The sweep's last line."""
+    return (
+        f"seeds={seeds} ok={ok} violations={violations} events={events} "
+        f"sim_events_per_s={events_per_s:.0f}"
+    )
+
+
+__all__ = ["failure_lines", "seed_line", "summary_line"]
