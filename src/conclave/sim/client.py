@@ -34,10 +34,13 @@ from conclave.apps.kv import (
 from conclave.core.ids import NO_NODE, NodeId
 from conclave.sim.history import History, OpKind
 
-# Op kinds with their weights in the workload mix.
-_MIX: tuple[tuple[OpKind, int], ...] = (("get", 40), ("put", 30), ("cas", 20), ("delete", 10))
-_KINDS: tuple[OpKind, ...] = tuple(kind for kind, _ in _MIX)
-_WEIGHTS: tuple[int, ...] = tuple(weight for _, weight in _MIX)
+# Op kinds with their weights in the workload mix of writes; the share of gets is drawn per
+# client (some clients mostly write, some mostly read: a reader stranded with a deposed leader
+# is what exposes stale reads).
+_WRITE_MIX: tuple[tuple[OpKind, int], ...] = (("put", 3), ("cas", 2), ("delete", 1))
+_KINDS: tuple[OpKind, ...] = ("get", *(kind for kind, _ in _WRITE_MIX))
+_WRITE_WEIGHTS: tuple[int, ...] = tuple(weight for _, weight in _WRITE_MIX)
+_READ_SHARES: tuple[float, ...] = (0.2, 0.4, 0.4, 0.6, 0.9)
 
 
 class ClientResultError(Exception):
@@ -86,6 +89,11 @@ class SimClient:
         self.node_ids = node_ids
         self.history = history
         self.target: NodeId = rng.choice(node_ids)
+        read_share = rng.choice(_READ_SHARES)
+        self._weights = (
+            read_share * sum(_WRITE_WEIGHTS),
+            *(w * (1.0 - read_share) for w in _WRITE_WEIGHTS),
+        )
         self.op: ClientOp | None = None
         self._op_no = 0
         self._seq = 0
@@ -104,7 +112,7 @@ class SimClient:
         """Invoke the next op (drawn from the mix unless `kind` is given)."""
         rng = self.rng
         if kind is None:
-            kind = rng.choices(_KINDS, _WEIGHTS)[0]
+            kind = rng.choices(_KINDS, self._weights)[0]
         key = rng.choice(self.keys)
         self.ops_left -= 1
         self._op_no += 1

@@ -70,8 +70,13 @@ class Cluster:
         self.nodes: dict[NodeId, SimNode] = self._make_nodes(random.Random(f"{seed}:nodes"))
         self.history = History()
         self._client_net = random.Random(f"{seed}:clientnet")
+        # While a partition lasts, a client reaches only the nodes of its side (empty: all).
+        self.client_reach: dict[int, frozenset[NodeId]] = {}
         self.attempt_timeout_us = self._client_net.randint(
             settings.attempt_timeout_us_min, settings.attempt_timeout_us_max
+        )
+        self.op_timeout_us = self._client_net.randint(
+            settings.op_timeout_us_min, settings.op_timeout_us_max
         )
         self.clients: dict[int, SimClient] = self._make_clients(random.Random(f"{seed}:clients"))
         self._clients_busy = sum(1 for c in self.clients.values() if not c.done)
@@ -164,6 +169,7 @@ class Cluster:
         table[ev.CONTROL] = self._on_control
         table[ev.FAULT_PHASE_END] = self._on_fault_phase_end
         table[ev.HEAL_DEADLINE] = self._on_heal_deadline
+        table[ev.CLOCK_RESTORE] = self._on_clock_restore
         return table
 
     # -- running --------------------------------------------------------------------------
@@ -230,7 +236,7 @@ class Cluster:
         if node.core is None or node.incarnation != incarnation:
             return  # a tick chain of a crashed incarnation
         node.tick()
-        self.queue.after(node.clock.tick_period_us, ev.TICK, node_id, incarnation)
+        self.queue.after(node.clock.tick_period_us * node.slowdown, ev.TICK, node_id, incarnation)
 
     def _on_deliver(self, dst: int, payload: object) -> None:
         src, message = payload  # type: ignore[misc]
@@ -298,7 +304,7 @@ class Cluster:
         if client is self.liveness_client:
             op = client.start(now, None, kind="put")
         else:
-            op = client.start(now, now + self.settings.op_timeout_us)
+            op = client.start(now, now + self.op_timeout_us)
         if self.tracing:
             what = op.kind if op.value is None else f"{op.kind} {op.value}"
             self.trace(0, f"client c{client.id} invokes {what} on {op.key}")
@@ -315,13 +321,20 @@ class Cluster:
         op.awaiting = True
         request = ClientRequest(client.id, op.op_no, op.attempt, op.key, op.data)
         self.queue.after(self._client_delay(), ev.CLIENT_ARRIVE, client.target, request)
-        self.queue.after(self.attempt_timeout_us, ev.CLIENT_TIMEOUT, client.id, (op.op_no, op.attempt))
+        self.queue.after(
+            self.attempt_timeout_us, ev.CLIENT_TIMEOUT, client.id, (op.op_no, op.attempt)
+        )
+
+    def reachable(self, client_id: int, node_id: NodeId) -> bool:
+        """Whether a partition separates the client from the node."""
+        reach = self.client_reach.get(client_id)
+        return reach is None or node_id in reach
 
     def _on_client_arrive(self, node_id: int, payload: object) -> None:
         node = self.nodes[node_id]
-        if node.core is None:
-            return
         assert isinstance(payload, ClientRequest)
+        if node.core is None or not self.reachable(payload.client_id, node_id):
+            return
         if self.tracing:
             what = "get" if payload.data is None else "write"
             self.trace(node_id, f"client c{payload.client_id} {what} {payload.key} arrives")
@@ -332,6 +345,8 @@ class Cluster:
 
     def _on_client_reply(self, client_id: int, payload: object) -> None:
         assert isinstance(payload, ClientReply)
+        if not self.reachable(client_id, payload.node):
+            return
         client = self._client(client_id)
         op = client.op
         if op is None or payload.op_no != op.op_no:
@@ -399,6 +414,13 @@ class Cluster:
     def _on_partition_end(self, _target: int, payload: object) -> None:
         self.faults.end_partition(payload)
 
+    def _on_clock_restore(self, node_id: int, generation: object) -> None:
+        node = self.nodes[node_id]
+        if node.slowdown_generation == generation and node.slowdown != 1:
+            node.slowdown = 1
+            if self.tracing:
+                self.trace(node_id, "clock back to normal speed")
+
     def _on_membership(self, target: int, _payload: object) -> None:
         if self.phase == "faults":
             self.faults.membership_follow_up(target)
@@ -432,8 +454,10 @@ class Cluster:
         if self.tracing:
             self.trace(0, "heal: network healed and lossless, every node restarts")
         self.network.heal()
+        self.client_reach.clear()
         self.network.set_lossless()
         for node in self.nodes.values():
+            node.slowdown = 1
             self.restart(node)
         self.queue.after(self.settings.control_interval_us, ev.CONTROL, 0)
         self.queue.after(self.settings.heal_bound_us, ev.HEAL_DEADLINE, 0)

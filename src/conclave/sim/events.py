@@ -21,8 +21,9 @@ MEMBERSHIP: Final = 10  # follow-up step of a membership change
 CONTROL: Final = 11  # heal phase: the liveness controller
 FAULT_PHASE_END: Final = 12  # the fault phase's time bound
 HEAL_DEADLINE: Final = 13  # the liveness bound
+CLOCK_RESTORE: Final = 14  # target node, payload: slowdown generation to end
 
-KIND_COUNT: Final = 14
+KIND_COUNT: Final = 15
 
 __all__ = [
     "CLIENT_ARRIVE",
@@ -30,6 +31,7 @@ __all__ = [
     "CLIENT_REPLY",
     "CLIENT_RETRY",
     "CLIENT_TIMEOUT",
+    "CLOCK_RESTORE",
     "CONTROL",
     "DELIVER",
     "FAULT",

@@ -7,8 +7,16 @@ Rules:
   crashes and partitions last. The injector then draws each fault from its own rng.
 - Kinds: crash a node / the leader (torn tail of unsynced writes, restart later); symmetric
   partition into groups; asymmetric (one-way) link cuts; isolate the leader; a membership
-  change; a leadership transfer. At most one partition is active: a new one replaces it, and
-  each has a generation so that a stale "partition ends" event does nothing.
+  change; a leadership transfer; a slow clock (a node, often the leader, ticks 3-10 times
+  slower for a while, like a paused or starved process: a deposed leader then believes in
+  its leadership for longer). Slow clocks break the bounded-drift assumption of lease-based
+  reads, so they are drawn only when node 1 uses ReadIndex (`ReadOnlyOption.SAFE`).
+- At most one partition is active: while one lasts, partition faults are skipped, so that
+  each stays stable long enough for elections to happen inside it (a deposed leader serving
+  stale reads needs that). Each partition has a generation so that a stale "partition ends"
+  event does nothing.
+- During a symmetric partition every client is placed on one side and reaches only those
+  nodes; clients stranded with a minority are what exposes a deposed leader.
 - Membership stays within [n-1, n+1] voters and never below 3: remove a voter, or add a
   non-member (the spare, or a removed node) as a learner and promote it in a follow-up step.
   Changes go through the current leader, which may refuse them (one at a time, not caught
@@ -20,7 +28,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from conclave.consensus.raft import ConfChangeOp
+from conclave.consensus.raft import ConfChangeOp, ReadOnlyOption
 from conclave.core.errors import Refusal
 from conclave.core.ids import NodeId
 from conclave.sim import events as ev
@@ -38,6 +46,7 @@ FAULT_KINDS: Final = (
     "isolate_leader",
     "membership",
     "transfer",
+    "slow_clock",
 )
 
 
@@ -55,6 +64,8 @@ class FaultPlan:
     def draw(cls, rng: random.Random, settings: SimSettings) -> "FaultPlan":
         """Draw a plan; every kind has weight 0..3 and at least one is positive."""
         weights = [rng.choice((0, 1, 1, 2, 3)) for _ in FAULT_KINDS]
+        if settings.raft_config(1).read_only is not ReadOnlyOption.SAFE:
+            weights[FAULT_KINDS.index("slow_clock")] = 0
         if not any(weights):
             weights[rng.randrange(len(weights))] = 1
         n = settings.nodes
@@ -116,18 +127,20 @@ class FaultInjector:
 
     # -- partitions -----------------------------------------------------------------------
 
-    def _begin_partition(self, what: str) -> None:
+    def _begin_partition(self, what: str, duration_us_min: int = 20_000) -> int:
         self.partition_generation += 1
-        duration = self.rng.randint(20_000, self.plan.partition_us_max)
+        duration = self.rng.randint(duration_us_min, self.plan.partition_us_max)
         self.cluster.queue.after(duration, ev.PARTITION_END, 0, self.partition_generation)
         if self.cluster.tracing:
             self.cluster.trace(0, f"fault {what} for {duration} us")
+        return duration
 
     def end_partition(self, generation: object) -> None:
         """A partition's time is up (ignored if a newer one replaced it)."""
         if generation != self.partition_generation or self.cluster.phase != "faults":
             return
         self.cluster.network.heal()
+        self.cluster.client_reach.clear()
         if self.cluster.tracing:
             self.cluster.trace(0, "partition healed")
 
@@ -136,7 +149,7 @@ class FaultInjector:
 
     def _partition(self) -> None:
         ids = self._started_ids()
-        if len(ids) < 2:
+        if len(ids) < 2 or self.cluster.network.partitioned:
             return
         self.rng.shuffle(ids)
         parts = min(len(ids), self.rng.choice((2, 2, 3)))
@@ -145,14 +158,16 @@ class FaultInjector:
         network = self.cluster.network
         network.heal()
         network.partition(groups)
+        self._place_clients(groups)
         self._begin_partition(f"partition {' | '.join(str(sorted(g)) for g in groups)}")
 
     def _one_way(self) -> None:
         ids = self._started_ids()
-        if len(ids) < 2:
+        if len(ids) < 2 or self.cluster.network.partitioned:
             return
         network = self.cluster.network
         network.heal()
+        self.cluster.client_reach.clear()
         cuts = []
         for _ in range(self.rng.randint(1, 3)):
             src, dst = self.rng.sample(ids, 2)
@@ -162,12 +177,30 @@ class FaultInjector:
 
     def _isolate_leader(self) -> None:
         leader = self.cluster.leader()
-        if leader is None:
+        if leader is None or self.cluster.network.partitioned:
             return
         network = self.cluster.network
         network.heal()
         network.isolate(leader.id, self.cluster.node_ids)
-        self._begin_partition(f"isolate leader n{leader.id}")
+        others = [i for i in self.cluster.node_ids if i != leader.id]
+        self._place_clients([[leader.id], others])
+        # Long enough for the others to elect a new leader (about 2 election timeouts).
+        duration = self._begin_partition(f"isolate leader n{leader.id}", 250_000)
+        if self.rng.random() < 0.7:
+            # A paused or starved leader cut off: it keeps believing it leads for longer.
+            self._slow_down(leader, duration)
+
+    def _place_clients(self, groups: list[list[NodeId]]) -> None:
+        """Put every client on one side of a partition, each side getting some clients
+        when there are enough (clients stranded with a deposed leader, while others write
+        through the new one, are what exposes stale reads)."""
+        clients = list(self.cluster.clients)
+        self.rng.shuffle(clients)
+        reach = self.cluster.client_reach
+        reach.clear()
+        for n, client_id in enumerate(clients):
+            side = n if n < len(groups) else self.rng.randrange(len(groups))
+            reach[client_id] = frozenset(groups[side])
 
     # -- membership and leadership --------------------------------------------------------
 
@@ -204,6 +237,24 @@ class FaultInjector:
             return
         if not cluster.propose_conf_change(ConfChangeOp.PROMOTE_LEARNER, learner):
             cluster.queue.after(self.rng.randint(50_000, 200_000), ev.MEMBERSHIP, learner)
+
+    def _slow_clock(self) -> None:
+        leader = self.cluster.leader()
+        live = self._live()
+        if not live:
+            return
+        node = leader if leader is not None and self.rng.random() < 0.6 else self.rng.choice(live)
+        self._slow_down(node, self.rng.randint(100_000, 2_000_000))
+
+    def _slow_down(self, node: "SimNode", duration_us: int) -> None:
+        if not self.plan.weights[FAULT_KINDS.index("slow_clock")]:
+            return  # not allowed in this run (lease-based reads)
+        cluster = self.cluster
+        node.slowdown = self.rng.randint(3, 10)
+        node.slowdown_generation += 1
+        cluster.queue.after(duration_us, ev.CLOCK_RESTORE, node.id, node.slowdown_generation)
+        if cluster.tracing:
+            cluster.trace(node.id, f"fault clock {node.slowdown}x slower for {duration_us} us")
 
     def _transfer(self) -> None:
         cluster = self.cluster

@@ -25,7 +25,10 @@ run of the store (Herlihy & Wing 1990). Rules of this checker:
     unknown operation is found first;
   - a configuration is skipped when one with the same completed set and state, and a subset of
     its unknown operations, was visited: an unknown operation has no deadline, so taking it
-    can only remove options. This keeps histories with many timeouts tractable.
+    can only remove options;
+  - an unknown operation is never directly followed by a blind write (put, delete): its
+    effect would be invisible, and the search without it reaches the same state.
+  The last two keep histories with many timeouts tractable.
 - The search is bounded: after `states_per_key_max` new configurations on one key the verdict
   for that key is UNKNOWN (a timeout), reported distinctly from a VIOLATION.
 """
@@ -41,6 +44,7 @@ STATES_PER_KEY_MAX_DEFAULT: Final = 1_000_000
 
 _GET, _PUT, _DELETE, _CAS = range(4)
 _KIND_CODES: Final = {"get": _GET, "put": _PUT, "delete": _DELETE, "cas": _CAS}
+_BLIND_WRITES: Final = ("put", "delete")  # writes whose effect ignores the state
 _END: Final = -1  # end of the event list
 
 
@@ -328,6 +332,8 @@ class _Search:
                 continue
             frame_tried[-1] = tried + 1
             op = frame_candidates[-1][tried]
+            if path and self._overwrites_unknown(path[-1], op):
+                continue
             legal, after = self._step(frame_state[-1], op)
             if not legal:
                 continue
@@ -348,6 +354,16 @@ class _Search:
             if len(path) > len(self.best_path):
                 self._note_progress(path, after, blocking)
         return Outcome.OK
+
+    def _overwrites_unknown(self, last: int, op: int) -> bool:
+        """Whether `op` blindly overwrites the effect of `last`, an unknown operation.
+
+        Then `last` had no observable effect, and skipping it reaches the same state with
+        fewer unknown operations: a dominating configuration, which the parent frame explores
+        (`op` is its candidate too, as `last` has no return event). Without this rule, every
+        subset of pending unknown writes would be tried as a chain of blind writes.
+        """
+        return last >= self.ok_count and self.ops[op].op in _BLIND_WRITES
 
     def _toggle(self, op: int, ok_bits: int, unknown_bits: int) -> tuple[int, int]:
         if op < self.ok_count:

@@ -67,6 +67,7 @@ class ClientReply:
     op_no: int
     attempt: int
     kind: str
+    node: NodeId
     result: object = None
     leader_hint: NodeId = NO_NODE
 
@@ -140,6 +141,8 @@ class SimNode:
         self.machine: KVStateMachine = _ObservedMachine(self)
         self._driver: Driver[RaftMessage] | None = None
         self.incarnation = 0
+        self.slowdown = 1  # tick period multiplier while a slow-clock fault lasts
+        self.slowdown_generation = 0
         self.started = False
         self.crashes = 0
         self._pending_writes: dict[LogIndex, _PendingWrite] = {}
@@ -354,6 +357,7 @@ class SimNode:
                 op_no=request.op_no,
                 attempt=request.attempt,
                 kind=kind,
+                node=self.id,
                 result=result,
                 leader_hint=leader_hint,
             )

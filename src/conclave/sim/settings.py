@@ -39,7 +39,8 @@ class SimSettings:
     client_delay_us_max: int = 1_000  # one way, client <-> node
     attempt_timeout_us_min: int = 20_000  # a run draws its client timeout in [min, max]
     attempt_timeout_us_max: int = 150_000
-    op_timeout_us: int = 2_000_000
+    op_timeout_us_min: int = 300_000  # a run draws how long a client tries one op
+    op_timeout_us_max: int = 2_000_000
     # time and network
     tick_interval_us: int = 10_000
     clock_drift_max: float = 0.05
@@ -75,6 +76,8 @@ class SimSettings:
             raise ValueError("clients must be >= 1")
         if not 1 <= self.compaction_entries_min <= self.compaction_entries_max:
             raise ValueError("need 1 <= compaction_entries_min <= compaction_entries_max")
+        if not 1 <= self.op_timeout_us_min <= self.op_timeout_us_max:
+            raise ValueError("need 1 <= op_timeout_us_min <= op_timeout_us_max")
         if not 1 <= self.attempt_timeout_us_min <= self.attempt_timeout_us_max:
             raise ValueError("need 1 <= attempt_timeout_us_min <= attempt_timeout_us_max")
         if self.tick_interval_us < 1 or not 0.0 <= self.clock_drift_max < 0.5:

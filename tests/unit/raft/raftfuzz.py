@@ -9,6 +9,7 @@ entries committed before the read began. Then it heals and requires progress.
 Run many seeds by hand: `python tests/unit/raft/raftfuzz.py 500`.
 """
 
+import contextlib
 import random
 import sys
 
@@ -148,10 +149,8 @@ class Fuzz:
                 self.after(node_id)
         elif roll < 0.70 and leader is not None:
             self.proposals += 1
-            try:
+            with contextlib.suppress(NotLeader, ProposalDropped):
                 leader.propose(b"p%d" % self.proposals)
-            except (NotLeader, ProposalDropped):
-                pass
             self.after(leader.id)
         elif roll < 0.76 and leader is not None:
             self.read(leader)
@@ -295,10 +294,12 @@ def run_seed(seed: int, nodes: int = 3, steps: int = 1500) -> None:
 if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     first = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    steps = int(sys.argv[3]) if len(sys.argv) > 3 else 1500
+    sizes = [int(n) for n in sys.argv[4].split(",")] if len(sys.argv) > 4 else [3, 5]
     for seed in range(first, first + count):
-        for size in (3, 5):
+        for size in sizes:
             try:
-                run_seed(seed, nodes=size)
+                run_seed(seed, nodes=size, steps=steps)
             except Exception as exc:
                 print(f"seed {seed} nodes {size}: {type(exc).__name__}: {exc}")
                 raise

@@ -142,7 +142,7 @@ class Net:
         return [n for n in sorted(self.nodes) if n not in self.crashed]
 
     def connected(self, a: int, b: int) -> bool:
-        if a in self.crashed or b in self.crashed:
+        if a in self.crashed or b in self.crashed or b not in self.nodes:
             return False
         return all((a in p) == (b in p) for p in self.partitions)
 

@@ -1,5 +1,7 @@
 """Leader election: randomized timeouts, pre-vote, check-quorum, stickiness, vote rules."""
 
+import random
+
 import pytest
 from raftnet import Net
 
@@ -34,7 +36,7 @@ def test_election_timeout_is_drawn_in_range_on_every_reset() -> None:
     config = RaftConfig(node_id=1, election_timeout_ticks_min=10, election_timeout_ticks_max=20)
     seen = set()
     for seed in range(40):
-        node = RaftNode.bootstrap(config, CoreEnv(rng=__import__("random").Random(seed)), voters=(1, 2, 3))
+        node = RaftNode.bootstrap(config, CoreEnv(rng=random.Random(seed)), voters=(1, 2, 3))
         ticks = 0
         while node.role is Role.FOLLOWER:
             node.tick()
@@ -152,7 +154,8 @@ def test_a_vote_leaves_only_with_its_hard_state_in_the_same_synced_ready() -> No
             and not s.message.pre_vote
         ]
         if votes:
-            assert ready.hard_state is not None and ready.hard_state.vote == 1
+            assert ready.hard_state is not None
+            assert ready.hard_state.vote == 1
             assert ready.must_sync
             break
     else:
@@ -175,7 +178,8 @@ def test_a_stale_leader_learns_the_new_term_from_an_append_response() -> None:
     net.elect(1)
     net.isolate(1)
     net.tick([2, 3], count=40)
-    assert net.leader() is not None and net.leader().id != 1  # type: ignore[union-attr]
+    assert net.leader() is not None
+    assert net.leader().id != 1
     net.heal()
     net.tick([1], count=3)  # old leader's heartbeats get a higher-term answer
     assert net.nodes[1].role is Role.FOLLOWER
@@ -192,14 +196,16 @@ def test_restart_refuses_votes_for_one_minimum_election_timeout() -> None:
     for _ in range(10):
         node.tick()
     node.step(_vote_request(3, 2, 7))
-    assert node.term == 7 and node.vote == 3
+    assert node.term == 7
+    assert node.vote == 3
 
 
 def test_storage_holds_the_bootstrap_snapshot_after_the_first_ready() -> None:
     storage = MemoryStorage()
     node = RaftNode.bootstrap(RaftConfig(node_id=1), CoreEnv(), voters=(1, 2))
     ready = node.ready()
-    assert ready.snapshot is not None and ready.snapshot.meta.conf.voters == (1, 2)
+    assert ready.snapshot is not None
+    assert ready.snapshot.meta.conf.voters == (1, 2)
     assert ready.must_sync
     storage.save(ready.hard_state, ready.snapshot, ready.entries)
     storage.sync()

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 from conclave.consensus.raft.log import RaftLog
 from conclave.consensus.raft.messages import (
-    MESSAGE_TYPES,
     AppendEntries,
     AppendEntriesResponse,
     InstallSnapshot,
@@ -49,6 +48,7 @@ from conclave.consensus.raft.types import (
     Role,
     apply_conf_change,
 )
+from conclave.consensus.raft.validation import invalid_reason
 from conclave.core.effects import (
     ConfState,
     Entry,
@@ -307,7 +307,7 @@ class RaftNode:
 
     def step(self, message: RaftMessage) -> None:
         """A message from a peer. Invalid or stale input is dropped and traced."""
-        reason = self._invalid_reason(message)
+        reason = invalid_reason(message, self.id)
         if reason is not None:
             self._drop(message, reason)
             return
@@ -565,7 +565,12 @@ class RaftNode:
             or (self._vote == NO_NODE and self._leader_id == NO_NODE)
             or (msg.pre_vote and msg.term > self._term)
         )
-        granted = can_vote and self._log.is_up_to_date(msg.last_log_term, msg.last_log_index)
+        # A joiner knows no configuration and may have lost its state: it never votes.
+        granted = (
+            can_vote
+            and self._initialized
+            and self._log.is_up_to_date(msg.last_log_term, msg.last_log_index)
+        )
         kind = "pre_vote" if msg.pre_vote else "vote"
         if granted:
             if not msg.pre_vote:
@@ -608,6 +613,9 @@ class RaftNode:
             self._step_follower(msg)
         elif isinstance(msg, RequestVoteResponse):
             self._handle_vote_response(msg)
+        elif isinstance(msg, TimeoutNow) and self._role is Role.PRE_CANDIDATE:
+            self._trace("transfer_campaign", leader=msg.src)  # our term is still the leader's
+            self._campaign(transfer=True)
 
     def _step_leader(self, msg: RaftMessage) -> None:
         if isinstance(msg, AppendEntriesResponse):
@@ -868,7 +876,10 @@ class RaftNode:
                 pr.probe_sent = False
                 self._maybe_send_append(peer, send_if_empty=False)
             return
-        if pr.state is not ProgressState.REPLICATE:
+        if pr.state is ProgressState.PROBE or (
+            pr.state is ProgressState.SNAPSHOT and pr.match + 1 >= self._log.first_index
+        ):
+            # A snapshot still outstanding is only abandoned once the log can serve it.
             pr.become_replicate()
         if self._maybe_commit():
             self._bcast_pending = True
@@ -1268,65 +1279,6 @@ class RaftNode:
     def _drop(self, message: object, reason: str) -> None:
         tag = getattr(type(message), "TAG", type(message).__name__)
         self._trace("drop", msg=tag, src=getattr(message, "src", "?"), reason=reason)
-
-    def _invalid_reason(self, msg: object) -> str | None:
-        """Why a remote message is impossible (and must be dropped), or None if plausible."""
-        if not isinstance(msg, MESSAGE_TYPES):
-            return "unknown message type"
-        if msg.dst != self.id:
-            return f"addressed to {msg.dst}"
-        if msg.src <= 0 or msg.src == self.id:
-            return f"bad source {msg.src}"
-        if msg.term < 0:
-            return "negative term"
-        if isinstance(msg, RequestVote):
-            if msg.last_log_index < 0 or not 0 <= msg.last_log_term <= msg.term:
-                return "impossible last log position"
-        elif isinstance(msg, AppendEntries):
-            return _invalid_append(msg)
-        elif isinstance(msg, AppendEntriesResponse):
-            if min(msg.match_index, msg.conflict_index, msg.conflict_term, msg.read_seq) < 0:
-                return "negative index"
-        elif isinstance(msg, InstallSnapshot):
-            return _invalid_snapshot(msg)
-        elif isinstance(msg, InstallSnapshotResponse) and msg.match_index < 0:
-            return "negative index"
-        return None
-
-
-def _invalid_append(msg: AppendEntries) -> str | None:
-    if min(msg.prev_index, msg.prev_term, msg.commit, msg.read_seq) < 0:
-        return "negative index"
-    if msg.prev_term > msg.term:
-        return "prev_term above message term"
-    prev_term = msg.prev_term
-    for n, entry in enumerate(msg.entries):
-        if not isinstance(entry, Entry) or entry.index != msg.prev_index + 1 + n:
-            return "entries not contiguous"
-        if not prev_term <= entry.term <= msg.term:
-            return f"impossible term at {entry.index}"
-        prev_term = entry.term
-        if entry.kind is EntryKind.CONF_CHANGE:
-            try:
-                ConfChange.decode(entry.data)
-            except ValueError:
-                return f"malformed conf change at {entry.index}"
-    return None
-
-
-def _invalid_snapshot(msg: InstallSnapshot) -> str | None:
-    snap = msg.snapshot
-    if not isinstance(snap, Snapshot):
-        return "not a snapshot"
-    meta = snap.meta
-    if meta.index < 0 or not 0 <= meta.term <= msg.term:
-        return "impossible snapshot position"
-    conf = meta.conf
-    if not conf.voters or any(n <= 0 for n in conf.members()):
-        return "snapshot without a valid configuration"
-    if set(conf.voters) & set(conf.learners):
-        return "snapshot configuration overlaps"
-    return None
 
 
 __all__ = ["RaftNode"]
