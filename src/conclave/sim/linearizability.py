@@ -26,8 +26,10 @@ run of the store (Herlihy & Wing 1990). Rules of this checker:
   - a configuration is skipped when one with the same completed set and state, and a subset of
     its unknown operations, was visited: an unknown operation has no deadline, so taking it
     can only remove options;
-  - an unknown operation is never directly followed by a blind write (put, delete): its
-    effect would be invisible, and the search without it reaches the same state.
+  - an unknown put or delete is placed only together with the operation right after it that
+    it enables (a read of its value, a cas it makes succeed or fail): anywhere else its effect
+    is overwritten unseen, or it commutes with the next operation and can be moved later, to
+    the end, and dropped. Among pending unknown writes of equal value only one is tried.
   The last two keep histories with many timeouts tractable.
 - The search is bounded: after `states_per_key_max` new configurations on one key the verdict
   for that key is UNKNOWN (a timeout), reported distinctly from a VIOLATION.
@@ -44,7 +46,6 @@ STATES_PER_KEY_MAX_DEFAULT: Final = 1_000_000
 
 _GET, _PUT, _DELETE, _CAS = range(4)
 _KIND_CODES: Final = {"get": _GET, "put": _PUT, "delete": _DELETE, "cas": _CAS}
-_BLIND_WRITES: Final = ("put", "delete")  # writes whose effect ignores the state
 _END: Final = -1  # end of the event list
 
 
@@ -206,6 +207,9 @@ def _explain(
     )
 
 
+Move = tuple[int, int]  # (op, _END), or (unknown blind write, the operation it enables)
+
+
 class _Search:
     """One key's depth-first search over linearizations (see the module docstring).
 
@@ -225,14 +229,19 @@ class _Search:
         self.best_path: list[int] = []
         self.best_state: str | None = None
         self.best_blocking = _END
+        # Flat arrays: the search reads these millions of times.
+        self.kind = [_KIND_CODES[op.op] for op in self.ops]
+        self.value = [op.value for op in self.ops]  # None for delete: the state it leaves
+        self.expected = [op.expected for op in self.ops]
+        self.output = [op.output for op in self.ops]  # None for unknown operations
         self._build_events()
 
     def _build_events(self) -> None:
         events: list[tuple[int, int, int]] = []  # (time, 0 call / 1 return, op)
         for i, op in enumerate(self.ops):
             events.append((op.call_us, 0, i))
-            if op.return_us is not None and op.status == "ok":
-                events.append((op.return_us, 1, i))
+            if i < self.ok_count:
+                events.append((_returned(op), 1, i))
         events.sort()  # calls before returns at equal times: equal times are concurrent
         count = len(events)
         self.head = count  # sentinel node before the first event
@@ -262,48 +271,95 @@ class _Search:
         if self.next[e] != _END:
             self.prev[self.next[e]] = e
 
-    def _lift(self, op: int) -> None:
-        self._unlink(self.call_event[op])
-        if self.return_event[op] != _END:
-            self._unlink(self.return_event[op])
+    def _lift(self, move: Move) -> None:
+        for op in move:
+            if op != _END:
+                self._unlink(self.call_event[op])
+                if self.return_event[op] != _END:
+                    self._unlink(self.return_event[op])
 
-    def _unlift(self, op: int) -> None:
-        if self.return_event[op] != _END:
-            self._relink(self.return_event[op])
-        self._relink(self.call_event[op])
+    def _unlift(self, move: Move) -> None:
+        for op in reversed(move):
+            if op != _END:
+                if self.return_event[op] != _END:
+                    self._relink(self.return_event[op])
+                self._relink(self.call_event[op])
 
-    def _candidates(self) -> tuple[list[int], int]:
-        """Operations that may take effect next, and the op of the earliest pending return.
+    # ------------------------------------------------------------------------ moves
+
+    def _moves(self, state: str | None) -> tuple[list[Move], int]:
+        """The moves from a configuration, and the op of the earliest pending return.
 
         Lowe: only calls before the earliest pending return qualify, since that operation
-        must take effect before it returned. Completed operations come first.
+        must take effect before it returned. Completed operations come first, then the
+        unknown blind writes paired with the operation each enables, then unknown cas.
         """
-        completed: list[int] = []
-        unknown: list[int] = []
+        singles: list[Move] = []
+        unknown_cas: list[Move] = []
+        observers: list[int] = []
+        writers: dict[str | None, int] = {}  # first pending unknown put/delete per value
         e = self.next[self.head]
         while e != _END and self.event_is_call[e]:
             op = self.event_op[e]
-            (completed if op < self.ok_count else unknown).append(op)
+            if op < self.ok_count:
+                singles.append((op, _END))
+                if self.kind[op] in (_GET, _CAS):
+                    observers.append(op)
+            elif self.kind[op] == _CAS:
+                unknown_cas.append((op, _END))
+                observers.append(op)
+            else:
+                # Equal values are interchangeable: both are pending, only the first is tried.
+                writers.setdefault(self.value[op], op)
             e = self.next[e]
-        return completed + unknown, (self.event_op[e] if e != _END else _END)
+        blocking = self.event_op[e] if e != _END else _END
+        if not writers:
+            return singles + unknown_cas, blocking
+        enabled = [(w, o) for o in observers for w in self._enablers(state, o, writers)]
+        return singles + enabled + unknown_cas, blocking
 
-    # ------------------------------------------------------------------------ model
+    def _enablers(
+        self, state: str | None, observer: int, writers: dict[str | None, int]
+    ) -> list[int]:
+        """Pending unknown blind writes that make `observer` legal or change its effect.
+
+        Placing an unknown put or delete is only worth it right before an operation that
+        needs it: anywhere else its effect is unseen (the next op overwrites the value), or
+        commutes (it can move past the next op, or to the end, where it may be dropped).
+        """
+        if self.kind[observer] == _CAS and self.output[observer] == "false":
+            expected = self.expected[observer]
+            return (
+                [w for value, w in writers.items() if value != expected]
+                if (state == expected)
+                else []
+            )
+        needed = self.output[observer] if self.kind[observer] == _GET else self.expected[observer]
+        if needed == state or needed not in writers:
+            return []
+        return [writers[needed]]
 
     def _step(self, state: str | None, op: int) -> tuple[bool, str | None]:
         """Whether `op` may take effect in `state`, and the state after it."""
-        o = self.ops[op]
-        kind = _KIND_CODES[o.op]
+        kind = self.kind[op]
         if kind == _GET:
-            return o.output == state, state
-        if kind == _PUT:
-            return True, o.value
-        if kind == _DELETE:
-            return True, None
-        if o.status == "unknown":  # cas whose outcome nobody saw: the state decides
-            return True, (o.value if state == o.expected else state)
-        if o.output == "true":
-            return state == o.expected, o.value
-        return state != o.expected, state
+            return self.output[op] == state, state
+        if kind != _CAS:  # put or delete: a blind write
+            return True, self.value[op]
+        swaps = state == self.expected[op]
+        output = self.output[op]
+        if output is None:  # cas whose outcome nobody saw: the state decides
+            return True, (self.value[op] if swaps else state)
+        if output == "true":
+            return swaps, self.value[op]
+        return not swaps, state
+
+    def _apply(self, state: str | None, move: Move) -> tuple[bool, str | None]:
+        first, second = move
+        legal, after = self._step(state, first)
+        if legal and second != _END:
+            legal, after = self._step(after, second)
+        return legal, after
 
     # ------------------------------------------------------------------------ search
 
@@ -311,64 +367,66 @@ class _Search:
         """Search for a linearization of every completed operation."""
         seen: dict[tuple[int, str | None], list[int]] = {(0, None): [0]}
         ok_bits = unknown_bits = 0
-        path: list[int] = []  # operations linearized so far, in order
-        placed_ok = 0
-        candidates, blocking = self._candidates()
-        # One frame per configuration on the path: its candidates, how many were tried, and
-        # its model state (frame i is the configuration after path[:i]).
-        frame_candidates, frame_tried = [candidates], [0]
+        path: list[Move] = []  # moves made so far, in order
+        placed_ok = placed = 0
+        moves, blocking = self._moves(None)
+        # One frame per configuration on the path: its moves, how many were tried, and its
+        # model state (frame i is the configuration after path[:i]).
+        frame_moves, frame_tried = [moves], [0]
         frame_state: list[str | None] = [None]
         self._note_progress(path, None, blocking)
         while placed_ok < self.ok_count:
             tried = frame_tried[-1]
-            if tried == len(frame_candidates[-1]):  # dead end: backtrack
-                frame_candidates.pop(), frame_tried.pop(), frame_state.pop()
+            if tried == len(frame_moves[-1]):  # dead end: backtrack
+                frame_moves.pop(), frame_tried.pop(), frame_state.pop()
                 if not path:
                     return Outcome.VIOLATION
                 undone = path.pop()
                 self._unlift(undone)
                 ok_bits, unknown_bits = self._toggle(undone, ok_bits, unknown_bits)
-                placed_ok -= undone < self.ok_count
+                placed_ok -= self._ok_in(undone)
+                placed -= self._size(undone)
                 continue
             frame_tried[-1] = tried + 1
-            op = frame_candidates[-1][tried]
-            if path and self._overwrites_unknown(path[-1], op):
-                continue
-            legal, after = self._step(frame_state[-1], op)
+            move = frame_moves[-1][tried]
+            legal, after = self._apply(frame_state[-1], move)
             if not legal:
                 continue
-            new_ok_bits, new_unknown_bits = self._toggle(op, ok_bits, unknown_bits)
+            new_ok_bits, new_unknown_bits = self._toggle(move, ok_bits, unknown_bits)
             if self._dominated(seen, new_ok_bits, new_unknown_bits, after):
                 continue
             self.states += 1
             if self.states > self.states_max:
                 return Outcome.UNKNOWN
-            self._lift(op)
-            path.append(op)
+            self._lift(move)
+            path.append(move)
             ok_bits, unknown_bits = new_ok_bits, new_unknown_bits
-            placed_ok += op < self.ok_count
-            candidates, blocking = self._candidates()
-            frame_candidates.append(candidates)
+            placed_ok += self._ok_in(move)
+            placed += self._size(move)
+            moves, blocking = self._moves(after)
+            frame_moves.append(moves)
             frame_tried.append(0)
             frame_state.append(after)
-            if len(path) > len(self.best_path):
+            if placed > len(self.best_path):
                 self._note_progress(path, after, blocking)
         return Outcome.OK
 
-    def _overwrites_unknown(self, last: int, op: int) -> bool:
-        """Whether `op` blindly overwrites the effect of `last`, an unknown operation.
+    def _ok_in(self, move: Move) -> int:
+        return sum(1 for op in move if op != _END and op < self.ok_count)
 
-        Then `last` had no observable effect, and skipping it reaches the same state with
-        fewer unknown operations: a dominating configuration, which the parent frame explores
-        (`op` is its candidate too, as `last` has no return event). Without this rule, every
-        subset of pending unknown writes would be tried as a chain of blind writes.
-        """
-        return last >= self.ok_count and self.ops[op].op in _BLIND_WRITES
+    @staticmethod
+    def _size(move: Move) -> int:
+        return 1 if move[1] == _END else 2
 
-    def _toggle(self, op: int, ok_bits: int, unknown_bits: int) -> tuple[int, int]:
-        if op < self.ok_count:
-            return ok_bits ^ (1 << op), unknown_bits
-        return ok_bits, unknown_bits ^ (1 << (op - self.ok_count))
+    def _toggle(self, move: Move, ok_bits: int, unknown_bits: int) -> tuple[int, int]:
+        for op in move:
+            if op == _END:
+                continue
+            if op < self.ok_count:
+                ok_bits ^= 1 << op
+            else:
+                unknown_bits ^= 1 << (op - self.ok_count)
+        return ok_bits, unknown_bits
 
     @staticmethod
     def _dominated(
@@ -392,10 +450,15 @@ class _Search:
         visited.append(unknown_bits)
         return False
 
-    def _note_progress(self, path: list[int], state: str | None, blocking: int) -> None:
-        self.best_path = list(path)
+    def _note_progress(self, path: list[Move], state: str | None, blocking: int) -> None:
+        self.best_path = [op for move in path for op in move if op != _END]
         self.best_state = state
         self.best_blocking = blocking
+
+
+def _returned(op: Operation) -> int:
+    assert op.return_us is not None  # an ok operation has a return time
+    return op.return_us
 
 
 __all__ = [

@@ -104,7 +104,7 @@ def _leader_with_log(terms: list[int]) -> RaftNode:
         node.tick()
     node.step(RequestVoteResponse(src=2, dst=1, term=node.term, granted=True))
     assert node.role is Role.LEADER
-    node.ready()
+    node.advance(node.ready())
     return node
 
 
@@ -300,3 +300,41 @@ def test_stale_term_messages_are_dropped() -> None:
     assert isinstance(reply, AppendEntriesResponse)
     assert reply.term == node.term
     assert not reply.success
+
+
+def test_an_append_below_the_commit_index_never_truncates_committed_entries() -> None:
+    snap = Snapshot(meta=SnapshotMeta(index=0, term=0, conf=ConfState(voters=(1, 2, 3))))
+    entries = tuple(Entry(term=1, index=i) for i in range(1, 6))
+    stable = StableState(hard_state=HardState(term=2, commit=5), snapshot=snap, entries=entries)
+    node = RaftNode.restore(RaftConfig(node_id=2), CoreEnv(), stable)
+    node.ready()
+    rogue = (Entry(term=2, index=4), Entry(term=2, index=5), Entry(term=2, index=6))
+    node.step(
+        AppendEntries(src=1, dst=2, term=2, prev_index=3, prev_term=1, entries=rogue, commit=6)
+    )
+    (reply,) = [s.message for s in node.ready().messages]
+    assert reply == AppendEntriesResponse(src=2, dst=1, term=2, success=True, match_index=5)
+    assert [e.term for e in node.entries(1, 10)] == [1, 1, 1, 1, 1]
+    node.check_invariants()
+
+
+def test_a_rejection_pointing_below_the_compacted_log_gets_a_snapshot() -> None:
+    leader = _leader_with_log([1, 1, 1, 1])  # noop at 5
+    leader.step(AppendEntriesResponse(src=2, dst=1, term=leader.term, success=True, match_index=5))
+    assert leader.commit_index == 5
+    leader.advance(leader.ready())  # applies 1..5
+    leader.compact(4, b"image")
+    leader.step(
+        AppendEntriesResponse(
+            src=3,
+            dst=1,
+            term=leader.term,
+            success=False,
+            match_index=4,
+            conflict_index=2,
+            conflict_term=1,
+        )
+    )
+    sent = [s.message for s in leader.ready().messages if s.to == 3]
+    assert [type(m).__name__ for m in sent] == ["InstallSnapshot"]
+    assert leader.progress()[3].state is ProgressState.SNAPSHOT

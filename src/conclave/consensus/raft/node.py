@@ -551,8 +551,9 @@ class RaftNode:
         """True while this node must not help elect another leader (check-quorum)."""
         if not self._config.check_quorum:
             return False
-        if self._ticks < self._vote_guard_until:
-            return True
+        return self._ticks < self._vote_guard_until or self._heard_from_leader_recently()
+
+    def _heard_from_leader_recently(self) -> bool:
         return (
             self._leader_id != NO_NODE
             and self._election_elapsed < self._config.election_timeout_ticks_min
@@ -565,6 +566,9 @@ class RaftNode:
             or (self._vote == NO_NODE and self._leader_id == NO_NODE)
             or (msg.pre_vote and msg.term > self._term)
         )
+        if msg.pre_vote and not msg.transfer and self._heard_from_leader_recently():
+            # Thesis 9.6: no pre-vote while a leader's heartbeats arrive (check-quorum or not).
+            can_vote = False
         # A joiner knows no configuration and may have lost its state: it never votes.
         granted = (
             can_vote
