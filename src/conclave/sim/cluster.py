@@ -58,7 +58,8 @@ class Cluster:
         self.phase = "faults"
         self.finished = False
         self.tail: deque[str] = deque(maxlen=settings.trace_tail)
-        self.tracing = settings.trace or settings.trace_sink is not None
+        self._trace_wanted = settings.trace or settings.trace_sink is not None
+        self.tracing = self._trace_wanted and settings.trace_from_event <= 0
         trace = self.trace if self.tracing else None
         self.node_ids: tuple[NodeId, ...] = tuple(range(1, settings.nodes + 2))
         self.voters0: tuple[NodeId, ...] = self.node_ids[:-1]
@@ -197,16 +198,35 @@ class Cluster:
         queue = self.queue
         handlers = self._handlers
         pair_every = self.settings.log_pair_check_events
-        events_max = self.settings.events_max
+        trace_from = self.settings.trace_from_event if self._trace_wanted else -1
         while not self.finished:
             _, _, kind, target, payload = queue.pop()
+            if self.events == trace_from:
+                self._enable_tracing()
             handlers[kind](target, payload)
             self.events += 1
             if self.events % pair_every == 0:
                 self.check_log_pairs()
-                if self.events >= events_max:
-                    raise LivenessViolation("runaway", f"more than {events_max} events")
+                self._check_runaway()
         self.check_log_pairs()
+
+    def _enable_tracing(self) -> None:
+        self.tracing = True
+        self.network.set_trace(self.trace)
+        for node in self.nodes.values():
+            node.enable_tracing(self.trace)
+        self.trace(0, f"tracing from event {self.events}")
+
+    def _check_runaway(self) -> None:
+        """A run that never ends or floods the network is a bug too (e.g. an append/reject
+        ping-pong that duplication amplifies); stop it with a clear verdict."""
+        s = self.settings
+        if self.events >= s.events_max:
+            raise LivenessViolation("runaway", f"more than {s.events_max} events")
+        if len(self.queue) > s.pending_events_max:
+            raise LivenessViolation(
+                "message-storm", f"{len(self.queue)} events pending after {self.events} events"
+            )
 
     def check_log_pairs(self) -> None:
         """Compare every pair of live logs (the periodic second opinion on log matching)."""

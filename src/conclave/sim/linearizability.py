@@ -226,7 +226,8 @@ class _Search:
         self.ok_count = len(completed)
         self.states_max = states_max
         self.states = 0
-        self.best_path: list[int] = []
+        self.best_moves: list[Move] = []
+        self.best_placed = 0
         self.best_state: str | None = None
         self.best_blocking = _END
         # Flat arrays: the search reads these millions of times.
@@ -374,7 +375,7 @@ class _Search:
         # model state (frame i is the configuration after path[:i]).
         frame_moves, frame_tried = [moves], [0]
         frame_state: list[str | None] = [None]
-        self._note_progress(path, None, blocking)
+        self._note_progress(path, 0, None, blocking)
         while placed_ok < self.ok_count:
             tried = frame_tried[-1]
             if tried == len(frame_moves[-1]):  # dead end: backtrack
@@ -407,8 +408,8 @@ class _Search:
             frame_moves.append(moves)
             frame_tried.append(0)
             frame_state.append(after)
-            if placed > len(self.best_path):
-                self._note_progress(path, after, blocking)
+            if placed > self.best_placed:
+                self._note_progress(path, placed, after, blocking)
         return Outcome.OK
 
     def _ok_in(self, move: Move) -> int:
@@ -450,10 +451,18 @@ class _Search:
         visited.append(unknown_bits)
         return False
 
-    def _note_progress(self, path: list[Move], state: str | None, blocking: int) -> None:
-        self.best_path = [op for move in path for op in move if op != _END]
+    def _note_progress(
+        self, path: list[Move], placed: int, state: str | None, blocking: int
+    ) -> None:
+        self.best_moves = list(path)  # a C-speed copy: this runs at every new depth record
+        self.best_placed = placed
         self.best_state = state
         self.best_blocking = blocking
+
+    @property
+    def best_path(self) -> list[int]:
+        """The operations of the longest linearizable prefix found, in order."""
+        return [op for move in self.best_moves for op in move if op != _END]
 
 
 def _returned(op: Operation) -> int:

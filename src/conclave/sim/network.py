@@ -102,6 +102,10 @@ class SimNetwork(Generic[M]):
         """The profile of `src -> dst`."""
         return self._links.get((src, dst), self._default)
 
+    def set_trace(self, trace: TraceFn | None) -> None:
+        """Report dropped and duplicated messages to `trace` (None: stop)."""
+        self._trace = trace
+
     def set_lossless(self) -> None:
         """Keep delays and jitter, drop loss, duplication and spikes on every link."""
         quiet = {"loss": 0.0, "duplicate": 0.0, "spike": 0.0}

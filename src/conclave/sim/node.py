@@ -135,6 +135,7 @@ class SimNode:
         self._checker = checker
         self._reply = reply
         self._trace = trace
+        self._core_env: CoreEnv | None = None
         self.compaction_entries = compaction_entries
         self.storage = _ObservedStorage(self)
         self.core: RaftNode | None = None
@@ -160,7 +161,14 @@ class SimNode:
 
     def _env(self) -> CoreEnv:
         rng = random.Random(f"{self._seed}:node:{self.id}:{self.incarnation}")
-        return CoreEnv(rng=rng, trace_enabled=self._trace is not None)
+        self._core_env = CoreEnv(rng=rng, trace_enabled=self._trace is not None)
+        return self._core_env
+
+    def enable_tracing(self, trace: TraceFn) -> None:
+        """Start reporting the core's trace events (switching changes nothing else)."""
+        self._trace = trace
+        if self._core_env is not None:
+            self._core_env.trace_enabled = True
 
     def bootstrap(self, voters: tuple[NodeId, ...]) -> None:
         """Start as a member of the initial cluster."""

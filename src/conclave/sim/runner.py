@@ -5,8 +5,9 @@ Rules:
   history. It never raises for a bug in the system under test: a broken safety property, a
   failed liveness bound, a crash of a core (any exception escaping it) or a non-linearizable
   history becomes `SeedResult.violation`.
-- Runs are untraced by default (fast). When a run fails, it is replayed with tracing on,
-  which is exact because the seed fixes everything, to attach the last `trace_tail` events.
+- Runs are untraced by default (fast). When a run fails, it is replayed, which is exact
+  because the seed fixes everything, with tracing switched on a few hundred events before
+  the end, to attach the last `trace_tail` events.
 """
 
 import traceback
@@ -115,7 +116,8 @@ def run_seed(settings: SimSettings) -> SeedResult:
     result = _run_once(settings)
     if result.ok or settings.trace:
         return result
-    replay = _run_once(replace(settings, trace=True, trace_sink=None))
+    trace_from = max(0, result.events - 4 * settings.trace_tail)
+    replay = _run_once(replace(settings, trace=True, trace_sink=None, trace_from_event=trace_from))
     tail = replay.trace_tail
     if replay.violation != result.violation or replay.events != result.events:
         note = f"(replay with tracing diverged: {replay.violation} after {replay.events} events)"

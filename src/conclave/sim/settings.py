@@ -30,6 +30,7 @@ class SimSettings:
     trace: bool = False  # record a readable event log (slower)
     trace_sink: TraceSink | None = None  # receives every trace line as it happens
     trace_tail: int = 50  # trace lines kept for a violation report
+    trace_from_event: int = 0  # start tracing only after this many events (fast replays)
     # workload
     clients: int | None = None  # None: drawn in [clients_min, clients_max]
     clients_min: int = 3
@@ -60,7 +61,8 @@ class SimSettings:
     check_linearizability: bool = True
     linearizability_states_max: int = 1_000_000
     log_pair_check_events: int = 2_000
-    events_max: int = 20_000_000
+    events_max: int = 500_000  # a typical run has 3k-30k events; more is a runaway
+    pending_events_max: int = 200_000  # more events in flight is a message storm
     # the system under test
     core_class: type[RaftNode] = RaftNode
     raft_config: ConfigFactory = default_raft_config

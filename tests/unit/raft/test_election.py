@@ -221,3 +221,16 @@ def test_append_from_a_leader_of_the_same_term_turns_a_candidate_into_a_follower
     node.step(AppendEntries(src=2, dst=3, term=node.term, prev_index=0, prev_term=0, commit=0))
     assert node.role is Role.FOLLOWER
     assert node.leader_id == 2
+
+
+def test_pre_votes_are_refused_while_a_leader_is_heard_even_without_check_quorum() -> None:
+    net = Net(3, check_quorum=False, pre_vote=True)
+    net.elect(1)
+    net.isolate(1)
+    net.tick([2], count=40)  # node 3 is never ticked: it still "hears" node 1
+    assert net.nodes[2].term == 1
+    assert "pre_vote_refused" in net.trace_kinds(3)
+    net.tick([2, 3], count=40)
+    leader = net.leader()
+    assert leader is not None
+    assert leader.term == 2

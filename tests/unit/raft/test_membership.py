@@ -161,7 +161,7 @@ def test_removing_the_leader_makes_it_step_down_once_committed() -> None:
 
 
 def test_a_truncated_change_is_undone() -> None:
-    net = Net(3, check_quorum=False)
+    net = Net(3, check_quorum=False, pre_vote=False)
     net.elect(1)
     net.tick(count=2)
     net.isolate(1)

@@ -147,7 +147,7 @@ def test_stale_and_duplicate_rejections_are_ignored() -> None:
 
 
 def test_log_repair_replaces_a_deposed_leaders_uncommitted_entries() -> None:
-    net = Net(3, check_quorum=False)
+    net = Net(3, check_quorum=False, pre_vote=False)
     net.elect(1)
     net.tick(count=2)
     net.isolate(1)
@@ -288,7 +288,7 @@ def test_invalid_remote_input_is_dropped_and_traced() -> None:
 
 
 def test_stale_term_messages_are_dropped() -> None:
-    net = Net(3, check_quorum=False)
+    net = Net(3, check_quorum=False, pre_vote=False)
     net.elect(1)
     net.isolate(1)
     net.elect(2)
