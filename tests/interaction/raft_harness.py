@@ -339,7 +339,10 @@ class RaftInteraction:
         stable = self.storages[node_id].load()
         env = CoreEnv(rng=random.Random(node_id * 7919))
         self.nodes[node_id] = RaftNode.restore(self.configs[node_id], env, stable)
-        self.machines[node_id] = RecordingMachine()
+        machine = RecordingMachine()
+        if stable.snapshot is not None:
+            machine.restore(stable.snapshot.data, stable.snapshot.meta.index)
+        self.machines[node_id] = machine
         return self._describe(node_id)
 
     # -- observation ----------------------------------------------------------------------
