@@ -27,7 +27,9 @@ class KeepNone(random.Random):
         return a
 
 
-def _node(core_class: type[RaftNode] = RaftNode, compaction: int = 1_000) -> tuple[SimNode, list[ClientReply]]:
+def _node(
+    core_class: type[RaftNode] = RaftNode, compaction: int = 1_000
+) -> tuple[SimNode, list[ClientReply]]:
     queue = EventQueue()
     network: SimNetwork[RaftMessage] = SimNetwork(random.Random(1), queue, 1)
     replies: list[ClientReply] = []
@@ -98,7 +100,7 @@ def test_acknowledged_writes_survive_a_crash_and_are_applied_again() -> None:
 
 
 def test_unsynced_writes_are_lost_on_crash() -> None:
-    node, replies = _node(NeverSyncs)
+    node, _ = _node(NeverSyncs)
     _lead(node)
     for seq in (1, 2, 3):
         _put(node, seq)

@@ -86,6 +86,15 @@ class NeverSyncs(RaftNode):
         return dataclasses.replace(super().ready(), must_sync=False)
 
 
+class StarvesOneFollower(RaftNode):
+    """Never replicates to the member with the highest id: safe, but never converges."""
+
+    def _maybe_send_append(self, peer: int, *, send_if_empty: bool) -> bool:
+        if peer == max(self._conf.members()):
+            return False
+        return super()._maybe_send_append(peer, send_if_empty=send_if_empty)
+
+
 @pytest.mark.parametrize(
     ("core_class", "seed", "invariants"),
     [
@@ -93,7 +102,7 @@ class NeverSyncs(RaftNode):
         (VotesTwice, 3, {"core-invariant", "election-safety"}),
         (CommitsAlone, 0, {"state-machine-safety", "leader-completeness", "log-matching"}),
         (ReadsWithoutQuorum, 17, {"linearizability"}),
-        (NeverSyncs, NEVER_SYNCS_SEED := 0, {"leader-completeness", "election-safety"}),
+        (NeverSyncs, 0, {"persist-before-send"}),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else None,
 )
@@ -106,6 +115,12 @@ def test_planted_bug_is_caught(core_class: type[RaftNode], seed: int, invariants
     if result.invariant == "linearizability":
         assert result.key is not None
         assert "not linearizable" in (result.violation or "")
+
+
+def test_a_liveness_bug_fails_the_heal_phase() -> None:
+    result = run_seed(SimSettings(seed=0, nodes=3, ops=100, core_class=StarvesOneFollower))
+    assert not result.ok
+    assert result.invariant == "liveness", result.violation
 
 
 def test_the_correct_node_passes_the_same_seeds() -> None:

@@ -14,13 +14,18 @@ Rules:
   promoted; then a leader must exist, a fresh write must commit, and every live member must
   reach the leader's commit index with an identical state machine, within `heal_bound_us`.
 - Node ids are 1..n (initial voters) and n+1 (a spare for membership changes).
+- Safety is also checked at the nodes' edges: persist-before-send on what a node sends, the
+  order of applied entries, the core's and the state machine's own invariants.
+- Clients sit outside the nodes: during a symmetric partition each client reaches only the
+  nodes on its side; the network's loss and delays do not apply to them.
 - Traces (only when enabled) are lines `<time> <node> <what>`; the last `trace_tail` are kept
-  for a violation report.
+  for a violation report. Tracing may start late (`trace_from_event`) for fast replays.
 """
 
 import random
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 from conclave.consensus.raft import (
     ConfChange,
@@ -198,7 +203,9 @@ class Cluster:
         queue = self.queue
         handlers = self._handlers
         pair_every = self.settings.log_pair_check_events
-        trace_from = self.settings.trace_from_event if self._trace_wanted else -1
+        trace_from = (
+            self.settings.trace_from_event if self._trace_wanted and not self.tracing else -1
+        )
         while not self.finished:
             _, _, kind, target, payload = queue.pop()
             if self.events == trace_from:
@@ -259,7 +266,7 @@ class Cluster:
         self.queue.after(node.clock.tick_period_us * node.slowdown, ev.TICK, node_id, incarnation)
 
     def _on_deliver(self, dst: int, payload: object) -> None:
-        src, message = payload  # type: ignore[misc]
+        src, message = cast("tuple[NodeId, RaftMessage]", payload)
         if not self.network.admit(src, dst):
             if self.tracing:
                 self.trace(dst, f"net dropped in flight (partition): <- n{src}")

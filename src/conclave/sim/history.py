@@ -120,8 +120,10 @@ def _operation_problem(op: Operation) -> str | None:
         return "output must be a string or null, return an integer or null"
     if op.return_us is not None and op.return_us < op.call_us:
         return "return before call"
-    if (op.status == "ok") != (op.return_us is not None) and op.status != "fail":
-        return "an ok operation has a return time, an unknown one has none"
+    if op.status == "ok" and op.return_us is None:
+        return "an ok operation has a return time"
+    if op.status == "unknown" and op.return_us is not None:
+        return "an unknown operation has no return time (its outcome was never learned)"
     if op.status != "ok" and op.output is not None:
         return "only an ok operation has an output"
     return _arguments_problem(op)

@@ -95,6 +95,8 @@ class SafetyChecker:
             return
         ea = a.entries(lo, hi + 1)
         eb = b.entries(lo, hi + 1)
+        if len(ea) != len(eb) or not ea or ea[0].index != lo or eb[0].index != lo:
+            return  # not both in memory: nothing to compare position by position
         top = len(ea) - 1
         while top >= 0 and ea[top].term != eb[top].term:
             top -= 1

@@ -26,10 +26,13 @@ run of the store (Herlihy & Wing 1990). Rules of this checker:
   - a configuration is skipped when one with the same completed set and state, and a subset of
     its unknown operations, was visited: an unknown operation has no deadline, so taking it
     can only remove options;
-  - an unknown put or delete is placed only together with the operation right after it that
-    it enables (a read of its value, a cas it makes succeed or fail): anywhere else its effect
-    is overwritten unseen, or it commutes with the next operation and can be moved later, to
-    the end, and dropped. Among pending unknown writes of equal value only one is tried.
+  - an unknown operation is placed only inside a chain that ends with the completed
+    operation it enables: at most one unknown put or delete, then unknown cas operations
+    that each swap thanks to the previous one, then a get that reads the chain's value or a
+    cas that the chain makes succeed or fail. Any linearization can be rewritten into this
+    form: elsewhere an unknown operation's effect is overwritten unseen, or it commutes with
+    the next operation and moves later, to the end, where it is dropped. Equal unknown
+    operations (same kind and values) are interchangeable, so only one of them is tried.
   The last two keep histories with many timeouts tractable.
 - The search is bounded: after `states_per_key_max` new configurations on one key the verdict
   for that key is UNKNOWN (a timeout), reported distinctly from a VIOLATION.
@@ -207,7 +210,20 @@ def _explain(
     )
 
 
-Move = tuple[int, int]  # (op, _END), or (unknown blind write, the operation it enables)
+Move = tuple[int, ...]  # one completed op, or a chain of unknown ops and the op it enables
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What may take effect next from one configuration, indexed for building moves."""
+
+    singles: list[Move] = field(default_factory=list)  # completed operations
+    needs: dict[str | None, list[int]] = field(default_factory=dict)  # get, cas true: by need
+    cas_false: list[int] = field(default_factory=list)  # failed cas, illegal in this state
+    writers: dict[str | None, int] = field(default_factory=dict)  # unknown put/delete by value
+    cas_by_expected: dict[str | None, list[int]] = field(default_factory=dict)  # unknown cas
+    cas_pairs: set[tuple[str | None, str | None]] = field(default_factory=set)
+    blocking: int = _END
 
 
 class _Search:
@@ -274,17 +290,15 @@ class _Search:
 
     def _lift(self, move: Move) -> None:
         for op in move:
-            if op != _END:
-                self._unlink(self.call_event[op])
-                if self.return_event[op] != _END:
-                    self._unlink(self.return_event[op])
+            self._unlink(self.call_event[op])
+            if self.return_event[op] != _END:
+                self._unlink(self.return_event[op])
 
     def _unlift(self, move: Move) -> None:
         for op in reversed(move):
-            if op != _END:
-                if self.return_event[op] != _END:
-                    self._relink(self.return_event[op])
-                self._relink(self.call_event[op])
+            if self.return_event[op] != _END:
+                self._relink(self.return_event[op])
+            self._relink(self.call_event[op])
 
     # ------------------------------------------------------------------------ moves
 
@@ -292,53 +306,70 @@ class _Search:
         """The moves from a configuration, and the op of the earliest pending return.
 
         Lowe: only calls before the earliest pending return qualify, since that operation
-        must take effect before it returned. Completed operations come first, then the
-        unknown blind writes paired with the operation each enables, then unknown cas.
+        must take effect before it returned. Completed operations come first (one each), then
+        the chains of unknown operations that end with the completed operation they enable.
         """
-        singles: list[Move] = []
-        unknown_cas: list[Move] = []
-        observers: list[int] = []
-        writers: dict[str | None, int] = {}  # first pending unknown put/delete per value
+        pending = self._pending(state)
+        if (pending.writers or pending.cas_by_expected) and (pending.needs or pending.cas_false):
+            return pending.singles + self._chains(state, pending), pending.blocking
+        return pending.singles, pending.blocking
+
+    def _pending(self, state: str | None) -> "_Pending":
+        pending = _Pending()
         e = self.next[self.head]
         while e != _END and self.event_is_call[e]:
             op = self.event_op[e]
+            kind = self.kind[op]
             if op < self.ok_count:
-                singles.append((op, _END))
-                if self.kind[op] in (_GET, _CAS):
-                    observers.append(op)
-            elif self.kind[op] == _CAS:
-                unknown_cas.append((op, _END))
-                observers.append(op)
+                pending.singles.append((op,))
+                if kind == _GET or (kind == _CAS and self.output[op] == "true"):
+                    need = self.output[op] if kind == _GET else self.expected[op]
+                    if need != state:
+                        pending.needs.setdefault(need, []).append(op)
+                elif kind == _CAS and self.expected[op] == state:
+                    pending.cas_false.append(op)
+            elif kind == _CAS:
+                # Equal (expected, value) pairs are interchangeable: both are pending.
+                pair = (self.expected[op], self.value[op])
+                if pair not in pending.cas_pairs:
+                    pending.cas_pairs.add(pair)
+                    pending.cas_by_expected.setdefault(pair[0], []).append(op)
             else:
                 # Equal values are interchangeable: both are pending, only the first is tried.
-                writers.setdefault(self.value[op], op)
+                pending.writers.setdefault(self.value[op], op)
             e = self.next[e]
-        blocking = self.event_op[e] if e != _END else _END
-        if not writers:
-            return singles + unknown_cas, blocking
-        enabled = [(w, o) for o in observers for w in self._enablers(state, o, writers)]
-        return singles + enabled + unknown_cas, blocking
+        pending.blocking = self.event_op[e] if e != _END else _END
+        return pending
 
-    def _enablers(
-        self, state: str | None, observer: int, writers: dict[str | None, int]
-    ) -> list[int]:
-        """Pending unknown blind writes that make `observer` legal or change its effect.
+    def _chains(self, state: str | None, pending: "_Pending") -> list[Move]:
+        """Chains of unknown operations, each enabling the next, ending in a completed one.
 
-        Placing an unknown put or delete is only worth it right before an operation that
-        needs it: anywhere else its effect is unseen (the next op overwrites the value), or
-        commutes (it can move past the next op, or to the end, where it may be dropped).
+        An unknown operation is placed only in such a chain: anywhere else its effect is
+        overwritten unseen, or it commutes with the next operation and can be moved later, to
+        the end, and dropped. So a chain is at most one unknown blind write, then unknown cas
+        operations that each swap because of the previous one, through states never repeated
+        (a loop could be cut out, leaving fewer unknown operations).
         """
-        if self.kind[observer] == _CAS and self.output[observer] == "false":
-            expected = self.expected[observer]
-            return (
-                [w for value, w in writers.items() if value != expected]
-                if (state == expected)
-                else []
-            )
-        needed = self.output[observer] if self.kind[observer] == _GET else self.expected[observer]
-        if needed == state or needed not in writers:
-            return []
-        return [writers[needed]]
+        moves: list[Move] = []
+        # (chain, state reached, states visited), depth-first.
+        stack: list[tuple[Move, str | None, tuple[str | None, ...]]] = [
+            ((w,), value, (state, value)) for value, w in pending.writers.items() if value != state
+        ]
+        stack += [
+            ((c,), self.value[c], (state, self.value[c]))
+            for c in pending.cas_by_expected.get(state, ())
+            if self.value[c] != state
+        ]
+        stack.reverse()
+        while stack:
+            chain, reached, visited = stack.pop()
+            moves.extend((*chain, o) for o in pending.needs.get(reached, ()))
+            if len(chain) == 1:  # a cas that fails needs a change from its expected value
+                moves.extend((*chain, o) for o in pending.cas_false)
+            for c in reversed(pending.cas_by_expected.get(reached, ())):
+                if self.value[c] not in visited:
+                    stack.append(((*chain, c), self.value[c], (*visited, self.value[c])))
+        return moves
 
     def _step(self, state: str | None, op: int) -> tuple[bool, str | None]:
         """Whether `op` may take effect in `state`, and the state after it."""
@@ -356,11 +387,11 @@ class _Search:
         return not swaps, state
 
     def _apply(self, state: str | None, move: Move) -> tuple[bool, str | None]:
-        first, second = move
-        legal, after = self._step(state, first)
-        if legal and second != _END:
-            legal, after = self._step(after, second)
-        return legal, after
+        for op in move:
+            legal, state = self._step(state, op)
+            if not legal:
+                return False, state
+        return True, state
 
     # ------------------------------------------------------------------------ search
 
@@ -386,7 +417,7 @@ class _Search:
                 self._unlift(undone)
                 ok_bits, unknown_bits = self._toggle(undone, ok_bits, unknown_bits)
                 placed_ok -= self._ok_in(undone)
-                placed -= self._size(undone)
+                placed -= len(undone)
                 continue
             frame_tried[-1] = tried + 1
             move = frame_moves[-1][tried]
@@ -403,7 +434,7 @@ class _Search:
             path.append(move)
             ok_bits, unknown_bits = new_ok_bits, new_unknown_bits
             placed_ok += self._ok_in(move)
-            placed += self._size(move)
+            placed += len(move)
             moves, blocking = self._moves(after)
             frame_moves.append(moves)
             frame_tried.append(0)
@@ -413,16 +444,10 @@ class _Search:
         return Outcome.OK
 
     def _ok_in(self, move: Move) -> int:
-        return sum(1 for op in move if op != _END and op < self.ok_count)
-
-    @staticmethod
-    def _size(move: Move) -> int:
-        return 1 if move[1] == _END else 2
+        return sum(1 for op in move if op < self.ok_count)
 
     def _toggle(self, move: Move, ok_bits: int, unknown_bits: int) -> tuple[int, int]:
         for op in move:
-            if op == _END:
-                continue
             if op < self.ok_count:
                 ok_bits ^= 1 << op
             else:
@@ -462,7 +487,7 @@ class _Search:
     @property
     def best_path(self) -> list[int]:
         """The operations of the longest linearizable prefix found, in order."""
-        return [op for move in self.best_moves for op in move if op != _END]
+        return [op for move in self.best_moves for op in move]
 
 
 def _returned(op: Operation) -> int:

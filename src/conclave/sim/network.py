@@ -108,10 +108,9 @@ class SimNetwork(Generic[M]):
 
     def set_lossless(self) -> None:
         """Keep delays and jitter, drop loss, duplication and spikes on every link."""
-        quiet = {"loss": 0.0, "duplicate": 0.0, "spike": 0.0}
-        self._default = replace(self._default, **quiet)
+        self._default = replace(self._default, loss=0.0, duplicate=0.0, spike=0.0)
         for key in list(self._links):
-            self._links[key] = replace(self._links[key], **quiet)
+            self._links[key] = replace(self._links[key], loss=0.0, duplicate=0.0, spike=0.0)
 
     # -- partitions ----------------------------------------------------------------------
 

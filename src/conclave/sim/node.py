@@ -18,7 +18,9 @@ Rules:
 - After applying `compaction_entries` entries beyond the last snapshot the node compacts, so
   lagging followers are caught up with InstallSnapshot.
 - The node never judges safety itself: it reports persisted and applied entries and
-  leadership to the `SafetyChecker` and calls the core's own `check_invariants`.
+  leadership to the `SafetyChecker` and calls the core's own `check_invariants`. Its
+  transport checks persist-before-send (DESIGN.md rule 5) on what leaves it: a granted vote
+  or an acknowledgement must already be durable on its disk.
 """
 
 import random
@@ -26,12 +28,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from conclave.apps.kv import Get, KVStateMachine
-from conclave.consensus.raft import RaftConfig, RaftMessage, RaftNode, Role
-from conclave.core.effects import Entry, HardState, ReadState, Snapshot, TraceEvent
+from conclave.consensus.raft import (
+    AppendEntriesResponse,
+    InstallSnapshotResponse,
+    RaftConfig,
+    RaftMessage,
+    RaftNode,
+    RequestVoteResponse,
+    Role,
+)
+from conclave.core.effects import Entry, HardState, ReadState, Send, Snapshot, TraceEvent
 from conclave.core.env import CoreEnv
-from conclave.core.errors import InvariantViolation, NotLeader, ProposalDropped
+from conclave.core.errors import InvariantViolation, NotLeader, ProposalDropped, Refusal
 from conclave.core.ids import NO_NODE, LogIndex, NodeId, Term
 from conclave.core.memory_storage import MemoryStorage
+from conclave.core.ports import StableState
 from conclave.runtime.driver import Driver
 from conclave.sim.clock import NodeClock
 from conclave.sim.invariants import SafetyChecker, SafetyViolation
@@ -97,6 +108,50 @@ class _ObservedStorage(MemoryStorage):
         super().save(hard_state, snapshot, entries)
 
 
+def _durable_through(stable: StableState, index: LogIndex) -> bool:
+    """Whether the durable log (snapshot plus entries) reaches `index`."""
+    if stable.snapshot is not None and stable.snapshot.meta.index >= index:
+        return True
+    return bool(stable.entries) and stable.entries[-1].index >= index
+
+
+class _CheckedTransport:
+    """The node's `Transport`: checks persist-before-send (DESIGN.md rule 5), then sends.
+
+    A granted vote and an acknowledgement of entries or of a snapshot may leave only once
+    the state they promise is durable: a crash right after the send must not lose it.
+    """
+
+    def __init__(self, node_id: NodeId, network: SimNetwork[RaftMessage], disk: MemoryStorage):
+        self._inner: NodeTransport[RaftMessage] = NodeTransport(network, node_id)
+        self._disk = disk
+        self._node_id = node_id
+
+    def send(self, envelope: Send[RaftMessage]) -> None:
+        message = envelope.message
+        if isinstance(message, AppendEntriesResponse):
+            if message.success and message.match_index > 0:
+                self._require_log(message.match_index, "acknowledged entries")
+        elif isinstance(message, RequestVoteResponse):
+            if message.granted and not message.pre_vote:
+                hard = self._disk.load().hard_state
+                if hard.term != message.term or hard.vote != message.dst:
+                    self._fail(
+                        f"granted a vote to n{message.dst} in term {message.term} "
+                        f"but the disk holds term {hard.term} vote {hard.vote}"
+                    )
+        elif isinstance(message, InstallSnapshotResponse) and message.match_index > 0:
+            self._require_log(message.match_index, "acknowledged a snapshot")
+        self._inner.send(envelope)
+
+    def _require_log(self, index: LogIndex, what: str) -> None:
+        if not _durable_through(self._disk.load(), index):
+            self._fail(f"{what} up to {index} that are not durable")
+
+    def _fail(self, detail: str) -> None:
+        raise SafetyViolation("persist-before-send", f"n{self._node_id} {detail}")
+
+
 class _ObservedMachine(KVStateMachine):
     """The node's kv state machine; reports snapshot restores to the node."""
 
@@ -131,13 +186,13 @@ class SimNode:
         self._seed = seed
         self._core_class = core_class
         self._config = config
-        self._transport: NodeTransport[RaftMessage] = NodeTransport(network, node_id)
+        self.storage = _ObservedStorage(self)
+        self._transport = _CheckedTransport(node_id, network, self.storage)
         self._checker = checker
         self._reply = reply
         self._trace = trace
         self._core_env: CoreEnv | None = None
         self.compaction_entries = compaction_entries
-        self.storage = _ObservedStorage(self)
         self.core: RaftNode | None = None
         self.machine: KVStateMachine = _ObservedMachine(self)
         self._driver: Driver[RaftMessage] | None = None
@@ -150,6 +205,7 @@ class SimNode:
         self._pending_reads: dict[int, ClientRequest] = {}
         self._read_ctx = 0
         self._last_applied: LogIndex = 0
+        self._checked_applied: LogIndex = -1
         self._leader_term: Term = -1
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -245,7 +301,7 @@ class SimNode:
                 self._pending_reads[ctx] = request
                 try:
                     core.read_index(ctx)
-                except NotLeader:
+                except Refusal:
                     del self._pending_reads[ctx]
                     raise
             else:
@@ -278,6 +334,12 @@ class SimNode:
         if machine.applied_index - core.snapshot_meta.index >= self.compaction_entries:
             core.compact(machine.applied_index, machine.snapshot())
             driver.run()
+        if machine.applied_index != self._checked_applied:
+            self._checked_applied = machine.applied_index
+            try:
+                machine.check_invariants()
+            except InvariantViolation as exc:
+                raise SafetyViolation("state-machine-invariant", f"n{self.id}: {exc}") from exc
         self._check(core)
 
     def _check(self, core: RaftNode) -> None:

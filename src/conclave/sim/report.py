@@ -16,7 +16,8 @@ def seed_line(result: SeedResult) -> str:
         f"sim_time={result.sim_time_us / 1e6:.3f}s ops={result.ops} "
         f"(ok={result.status_count('ok')} unknown={result.status_count('unknown')} "
         f"fail={result.status_count('fail')}) nodes={result.nodes} clients={result.clients} "
-        f"elections={result.elections} messages={result.messages}"
+        f"faults={sum(result.faults.values())} elections={result.elections} "
+        f"messages={result.messages}"
     )
 
 
@@ -32,7 +33,10 @@ def failure_lines(result: SeedResult) -> list[str]:
     if result.trace_tail:
         lines.append(f"seed={result.seed} last {len(result.trace_tail)} events:")
         lines.extend(f"  {line}" for line in result.trace_tail)
-    lines.append(f"replay: conclave sim raft --seed {result.seed} --nodes {result.nodes} --trace")
+    lines.append(
+        f"replay: conclave sim raft --seed {result.seed} --nodes {result.nodes} "
+        f"--ops {result.ops_requested} --trace"
+    )
     return lines
 
 

@@ -36,6 +36,7 @@ class SeedResult:
     trace_tail: tuple[str, ...] = ()
     details: str = ""  # a longer explanation (the key's operations, a traceback)
     nodes: int = 0
+    ops_requested: int = 0
     clients: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     elections: int = 0
@@ -104,6 +105,7 @@ def _run_once(settings: SimSettings) -> SeedResult:
         trace_tail=tuple(cluster.tail),
         details=verdict.details,
         nodes=settings.nodes,
+        ops_requested=settings.ops,
         clients=len(cluster.clients),
         faults=dict(cluster.faults.injected),
         elections=cluster.checker.elections,

@@ -10,6 +10,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conclave.apps.kv import (
+    CasResult,
+    Command,
+    CompareAndSet,
+    Delete,
+    Get,
+    GetResult,
+    KVStateMachine,
+    Put,
+    Request,
+    encode_request,
+)
+from conclave.core import Entry
 from conclave.sim.history import History, Operation
 from conclave.sim.linearizability import (
     LinearizabilityResult,
@@ -133,6 +146,23 @@ LINEARIZABLE = {
         cas(2, 2, None, "a", "b", None),
         get(3, 10, 11, "b"),
     ],
+    "chain of unknown cas, each enabled by the previous": [
+        put(1, 0, 1, "a"),
+        cas(2, 2, None, "a", "b", None),
+        cas(3, 3, None, "b", "c", None),
+        get(4, 10, 11, "c"),
+    ],
+    "unknown write enabling an unknown cas": [
+        put(1, 0, None, "a"),
+        cas(2, 1, None, "a", "b", None),
+        get(3, 10, 11, "b"),
+    ],
+    "unknown write makes a cas fail": [
+        put(1, 0, 1, "a"),
+        put(2, 2, None, "b"),
+        cas(3, 3, 4, "a", "c", False),
+        get(3, 5, 6, "b"),
+    ],
     "unknown get and delete are harmless": [
         put(1, 0, 1, "a"),
         get(2, 2, None, None),
@@ -200,6 +230,11 @@ VIOLATIONS = {
         put(1, 10, 30, "b"),
         get(2, 11, 12, "b"),
         get(3, 13, 14, "a"),  # called after client 2 saw b returned: too late for a
+    ],
+    "unknown cas that could never swap is observed": [
+        put(1, 0, 1, "a"),
+        cas(2, 2, None, "b", "c", None),  # expects b, which is never there
+        get(3, 10, 11, "c"),
     ],
     "read of a failed write": [
         op(1, "put", 0, 3, value="a", status="fail"),
@@ -371,7 +406,7 @@ VALUES = st.sampled_from(["a", "b"])
 def small_operations(draw: st.DrawFn) -> Operation:
     kind = draw(st.sampled_from(["get", "put", "delete", "cas"]))
     call = draw(st.integers(0, 12))
-    status = draw(st.sampled_from(["ok", "ok", "ok", "unknown", "fail"]))
+    status = draw(st.sampled_from(["ok", "ok", "ok", "unknown", "unknown", "fail"]))
     ret = None if status == "unknown" else call + draw(st.integers(0, 12))
     output: str | None = None
     if status == "ok" and kind == "get":
@@ -528,3 +563,74 @@ def test_many_timeouts_on_one_key_stay_tractable() -> None:
     ops += [get(2, 106 + 10 * n, 108 + 10 * n, f"v{n}") for n in range(40)]
     result = check(*ops, states_max=100_000)
     assert result.ok, result.explanation
+
+
+# ---------------------------------------------------------------------------- the kv store
+
+
+def test_histories_of_the_kv_state_machine_are_linearizable() -> None:
+    """Clients of a real KVStateMachine, recorded with the history conventions, check ok."""
+    rng = random.Random(3)
+    machine = KVStateMachine()
+    history = History()
+    pending: list[tuple[int, Request]] = []  # (history id, request) invoked, not yet applied
+    seqs: dict[int, int] = {}
+    now = index = 0
+    for _ in range(600):
+        now += 1
+        if pending and (rng.random() < 0.5 or len(pending) >= 6):
+            op_id, request = pending.pop(rng.randrange(len(pending)))
+            index += 1
+            applied = machine.apply(Entry(term=1, index=index, data=encode_request(request)))
+            _record(history, op_id, applied, now)
+            continue
+        client = rng.randint(1, 8)
+        if any(r.client_id == client for _, r in pending):
+            continue  # one outstanding request per client
+        seqs[client] = seqs.get(client, 0) + 1
+        key, value = rng.choice("ab"), f"{client}.{seqs[client]}"
+        command, op_id = _invoke(
+            rng, history, client=client, key=key, value=value, now=now, machine=machine
+        )
+        pending.append((op_id, Request(client_id=client, seq=seqs[client], command=command)))
+    verdict = check_linearizability(history)
+    assert verdict.ok, verdict.explanation
+    assert verdict.operations_checked > 200
+
+
+def _invoke(
+    rng: random.Random,
+    history: History,
+    *,
+    client: int,
+    key: str,
+    value: str,
+    now: int,
+    machine: KVStateMachine,
+) -> tuple[Command, int]:
+    kind = rng.choice(["get", "put", "delete", "cas"])
+    if kind == "get":
+        return Get(key=key), history.invoke_get(client=client, key=key, at_us=now)
+    if kind == "put":
+        return Put(key=key, value=value), history.invoke_put(
+            client=client, key=key, value=value, at_us=now
+        )
+    if kind == "delete":
+        return Delete(key=key), history.invoke_delete(client=client, key=key, at_us=now)
+    expected = machine.query(Get(key=key)).value if rng.random() < 0.7 else "stale"
+    command = (
+        CompareAndSet(key=key, new_value=value, expected_revision=0)
+        if expected is None
+        else CompareAndSet(key=key, new_value=value, expected_value=expected)
+    )
+    op_id = history.invoke_cas(client=client, key=key, expected=expected, value=value, at_us=now)
+    return command, op_id
+
+
+def _record(history: History, op_id: int, result: object, now: int) -> None:
+    if isinstance(result, GetResult):
+        history.ok(op_id, at_us=now, output=result.value)
+    elif isinstance(result, CasResult):
+        history.ok_cas(op_id, at_us=now, swapped=result.succeeded)
+    else:
+        history.ok(op_id, at_us=now)

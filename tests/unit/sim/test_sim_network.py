@@ -11,7 +11,9 @@ from conclave.sim.network import LinkProfile, NodeTransport, SimNetwork
 DELIVER = 1
 
 
-def _network(profile: LinkProfile | None = None, seed: int = 1) -> tuple[SimNetwork[str], EventQueue]:
+def _network(
+    profile: LinkProfile | None = None, seed: int = 1
+) -> tuple[SimNetwork[str], EventQueue]:
     queue = EventQueue()
     return SimNetwork(random.Random(seed), queue, DELIVER, profile), queue
 
@@ -22,8 +24,8 @@ def _drain(queue: EventQueue) -> list[tuple[int, int, str]]:
     while len(queue):
         at, _, kind, dst, payload = queue.pop()
         assert kind == DELIVER
-        _, message = payload  # type: ignore[misc]
-        out.append((at, dst, message))
+        assert isinstance(payload, tuple)
+        out.append((at, dst, str(payload[1])))
     return out
 
 
