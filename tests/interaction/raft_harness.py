@@ -285,9 +285,7 @@ class RaftInteraction:
 
     def propose_conf_change(self, command: Command) -> str:
         node = self.nodes[int(command.positional[0])]
-        change = ConfChange(
-            op=ConfChangeOp(command.keyword["op"]), node_id=command.arg_int("node")
-        )
+        change = ConfChange(op=ConfChangeOp(command.keyword["op"]), node_id=command.arg_int("node"))
         try:
             ticket = node.propose_conf_change(change)
         except (NotLeader, ProposalDropped) as refusal:

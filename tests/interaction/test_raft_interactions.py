@@ -7,8 +7,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from datadriven import run_script  # noqa: E402
-from raft_harness import RaftInteraction  # noqa: E402
+from datadriven import run_script
+from raft_harness import RaftInteraction
 
 SCRIPTS = sorted((Path(__file__).parent / "testdata" / "raft").glob("*.txt"))
 

@@ -6,6 +6,7 @@ A seed that ever fails here replays exactly: `conclave sim raft --seed S --nodes
 
 import pytest
 
+from conclave.consensus.raft import RaftConfig, ReadOnlyOption
 from conclave.sim import SimSettings, run_seed
 from conclave.sim.report import failure_lines
 
@@ -40,3 +41,15 @@ def test_no_fault_runs_complete_every_operation() -> None:
     result = run_seed(SimSettings(seed=3, nodes=5, ops=200, faults=False))
     assert result.ok, result.violation
     assert result.status_count("ok") == result.ops == 201
+
+
+def _lease_config(node_id: int) -> RaftConfig:
+    return RaftConfig(node_id=node_id, read_only=ReadOnlyOption.LEASE_BASED)
+
+
+def test_lease_based_reads_pass_a_seed_range() -> None:
+    # Slow-clock faults are left out automatically: they break the lease's drift bound.
+    for seed in range(10):
+        result = run_seed(SimSettings(seed=seed, nodes=3, ops=100, raft_config=_lease_config))
+        assert result.ok, result.violation
+        assert result.faults["slow_clock"] == 0

@@ -10,7 +10,7 @@ Rules:
   change; a leadership transfer; a slow clock (a node, often the leader, ticks 3-10 times
   slower for a while, like a paused or starved process: a deposed leader then believes in
   its leadership for longer). Slow clocks break the bounded-drift assumption of lease-based
-  reads, so they are drawn only when node 1 uses ReadIndex (`ReadOnlyOption.SAFE`).
+  reads, so they are drawn only when every node uses ReadIndex (`ReadOnlyOption.SAFE`).
 - At most one partition is active: while one lasts, partition faults are skipped, so that
   each stays stable long enough for elections to happen inside it (a deposed leader serving
   stale reads needs that). Each partition has a generation so that a stale "partition ends"
@@ -64,11 +64,12 @@ class FaultPlan:
     def draw(cls, rng: random.Random, settings: SimSettings) -> "FaultPlan":
         """Draw a plan; every kind has weight 0..3 and at least one is positive."""
         weights = [rng.choice((0, 1, 1, 2, 3)) for _ in FAULT_KINDS]
-        if settings.raft_config(1).read_only is not ReadOnlyOption.SAFE:
+        n = settings.nodes
+        node_ids = range(1, n + 2)
+        if any(settings.raft_config(i).read_only is not ReadOnlyOption.SAFE for i in node_ids):
             weights[FAULT_KINDS.index("slow_clock")] = 0
         if not any(weights):
             weights[rng.randrange(len(weights))] = 1
-        n = settings.nodes
         down_max = (n - 1) // 2 if rng.random() < 0.85 else n // 2 + 1
         return cls(
             weights=tuple(weights),
