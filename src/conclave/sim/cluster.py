@@ -276,7 +276,19 @@ class Cluster:
             return
         if self.tracing:
             self.trace(dst, f"<- n{src} {describe_message(message)}")
+        commit_before = node.core.commit_index
+        was_leader = node.core.role is Role.LEADER
         node.step(message)
+        if self.phase == "faults":
+            self._buggify(node, commit_before, was_leader)
+
+    def _buggify(self, node: SimNode, commit_before: int, was_leader: bool) -> None:
+        """Faults at interesting moments of a node's life (FoundationDB's "buggify")."""
+        plan = self.faults.plan
+        if plan.isolate_new_leader_p:
+            self.faults.maybe_isolate_new_leader(node, was_leader)
+        if plan.crash_after_commit_p:
+            self.faults.maybe_crash_after_commit(node, commit_before)
 
     def leader(self) -> SimNode | None:
         """The live leader with the highest term, if any."""

@@ -9,7 +9,8 @@ Rules:
   partition into groups; asymmetric (one-way) link cuts; isolate the leader; a membership
   change; a leadership transfer; a slow clock (a node, often the leader, ticks 3-10 times
   slower for a while, like a paused or starved process: a deposed leader then believes in
-  its leadership for longer). Slow clocks break the bounded-drift assumption of lease-based
+  its leadership for longer); and, at a buggify point, a leader crashing right after its
+  commit index advanced. Slow clocks break the bounded-drift assumption of lease-based
   reads, so they are drawn only when every node uses ReadIndex (`ReadOnlyOption.SAFE`).
 - At most one partition is active: while one lasts, partition faults are skipped, so that
   each stays stable long enough for elections to happen inside it (a deposed leader serving
@@ -28,7 +29,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from conclave.consensus.raft import ConfChangeOp, ReadOnlyOption
+from conclave.consensus.raft import ConfChangeOp, ReadOnlyOption, Role
 from conclave.core.errors import Refusal
 from conclave.core.ids import NodeId
 from conclave.sim import events as ev
@@ -59,6 +60,13 @@ class FaultPlan:
     down_max: int
     downtime_us_max: int
     partition_us_max: int
+    # Probability that a leader crashes right after it advanced its commit index (a
+    # "buggify" point: it opens the narrow windows of Raft paper Figure 8, where a commit
+    # decision and the replication of the leader's own-term entries race with a crash).
+    crash_after_commit_p: float = 0.0
+    # Probability that a node is cut off the moment it wins an election, so that its first
+    # entries (the no-op of its term) stay on its own log: the other half of Figure 8.
+    isolate_new_leader_p: float = 0.0
 
     @classmethod
     def draw(cls, rng: random.Random, settings: SimSettings) -> "FaultPlan":
@@ -77,6 +85,9 @@ class FaultPlan:
             down_max=max(1, down_max),
             downtime_us_max=rng.choice((200_000, 600_000, 1_500_000)),
             partition_us_max=rng.choice((300_000, 1_000_000, 2_000_000)),
+            # Drawn last so that adding it did not change the earlier draws of any seed.
+            crash_after_commit_p=rng.choice((0.0, 0.0, 0.02, 0.1)) if settings.faults else 0.0,
+            isolate_new_leader_p=rng.choice((0.0, 0.0, 0.05, 0.2)) if settings.faults else 0.0,
         )
 
 
@@ -88,7 +99,10 @@ class FaultInjector:
         self.rng = rng
         self.plan = plan
         self.partition_generation = 0
-        self.injected: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+        self.injected: dict[str, int] = dict.fromkeys(
+            (*FAULT_KINDS, "crash_after_commit", "isolate_new_leader"), 0
+        )
+        self.buggify_rng = random.Random(f"{cluster.settings.seed}:buggify")
 
     def schedule_next(self) -> None:
         """Schedule the next fault after an exponential delay."""
@@ -115,6 +129,15 @@ class FaultInjector:
         self.cluster.crash(node)
         downtime = self.rng.randint(10_000, self.plan.downtime_us_max)
         self.cluster.queue.after(downtime, ev.RESTART, node.id)
+
+    def maybe_crash_after_commit(self, node: "SimNode", commit_before: int) -> None:
+        """Buggify: crash a leader at the moment its commit index advanced (see FaultPlan)."""
+        core = node.core
+        if core is None or core.commit_index <= commit_before or core.role is not Role.LEADER:
+            return
+        if self.buggify_rng.random() < self.plan.crash_after_commit_p:
+            self.injected["crash_after_commit"] += 1
+            self._crash_node(node)
 
     def _crash(self) -> None:
         live = self._live()
@@ -176,9 +199,24 @@ class FaultInjector:
             cuts.append(f"n{src}->n{dst}")
         self._begin_partition(f"one-way cut {' '.join(cuts)}")
 
+    def maybe_isolate_new_leader(self, node: "SimNode", was_leader: bool) -> None:
+        """Buggify: cut a node off the moment it becomes leader (see FaultPlan)."""
+        core = node.core
+        if core is None or was_leader or core.role is not Role.LEADER:
+            return
+        if self.buggify_rng.random() < self.plan.isolate_new_leader_p:
+            self.injected["isolate_new_leader"] += 1
+            # It replaces any partition in force: the interesting histories need a leader of
+            # the majority side to be cut off while the old minority rejoins.
+            self._isolate(node, replace_partition=True)
+
     def _isolate_leader(self) -> None:
         leader = self.cluster.leader()
-        if leader is None or self.cluster.network.partitioned:
+        if leader is not None:
+            self._isolate(leader)
+
+    def _isolate(self, leader: "SimNode", *, replace_partition: bool = False) -> None:
+        if self.cluster.network.partitioned and not replace_partition:
             return
         network = self.cluster.network
         network.heal()

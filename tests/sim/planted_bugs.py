@@ -1,0 +1,163 @@
+"""Deliberately broken Raft nodes (planted bugs), one bug each, for the simulator to catch.
+
+Each class overrides one small method of `RaftNode` to reintroduce a classic Raft mistake.
+`tests/sim/test_sim_planted_bugs.py` runs them through the simulator and requires every one
+to be caught within a bounded number of seeds; the same seeds pass with the correct node.
+"""
+
+import dataclasses
+
+from conclave.consensus.raft import (
+    AppendEntries,
+    RaftMessage,
+    RaftNode,
+    RequestVote,
+    RequestVoteResponse,
+)
+from conclave.core import NO_NODE, ReadState, Ready
+from conclave.core.quorum import committed_index
+
+
+class CommitsPreviousTermByCounting(RaftNode):
+    """(a) Raft paper Figure 8: commits an entry of an earlier term once a majority holds it.
+
+    The correct node only advances commit to an index whose entry is of the current term.
+    """
+
+    def _maybe_commit(self) -> bool:
+        log = self._log
+        matches = {voter: self._voter_match(voter) for voter in self._conf.voters}
+        index = committed_index(matches)
+        if index <= log.commit:
+            return False
+        log.commit_to(index)  # BUG: no `log.term_at(index) == self._term` check
+        self._after_leader_commit()
+        return True
+
+
+class RepliesToVoteBeforePersisting(RaftNode):
+    """(b) Sends its vote before the vote is durable: a crash forgets it, it votes again.
+
+    The correct node asks for fsync whenever term or vote changed; this one only when entries
+    or a snapshot are written, so the vote reply leaves while the vote is still in a buffer.
+    """
+
+    def ready(self) -> Ready[RaftMessage]:
+        ready = super().ready()
+        if ready.entries or ready.snapshot is not None:
+            return ready
+        return dataclasses.replace(ready, must_sync=False)  # BUG
+
+
+class GrantsVoteWithoutLogCheck(RaftNode):
+    """(c) Grants votes without the up-to-date check (paper 5.4.1): stale logs can win."""
+
+    def _handle_request_vote(self, msg: RequestVote) -> None:
+        granted = (
+            self._vote == msg.src
+            or (self._vote == NO_NODE and self._leader_id == NO_NODE)
+            or (msg.pre_vote and msg.term > self._term)
+        )  # BUG: no `self._log.is_up_to_date(msg.last_log_term, msg.last_log_index)`
+        if granted and not msg.pre_vote:
+            self._vote = msg.src
+            self._election_elapsed = 0
+        term = msg.term if granted else self._term
+        self._send(
+            RequestVoteResponse(
+                src=self.id, dst=msg.src, term=term, pre_vote=msg.pre_vote, granted=granted
+            )
+        )
+
+
+class ReadsWithoutReadIndex(RaftNode):
+    """(d) Serves a read from the leader's commit index at once: no quorum round, no lease.
+
+    A deposed leader that has not noticed yet answers with stale data.
+    """
+
+    def read_index(self, request_ctx: int) -> None:
+        super().read_index(request_ctx)  # still raises NotLeader on a follower
+        self._reads.clear()
+        self._deferred_reads = []
+        self._read_states.append(ReadState(request_ctx=request_ctx, index=self._log.commit))
+
+
+class AcceptsWithoutConsistencyCheck(RaftNode):
+    """(e) A follower appends entries without checking the term of the previous entry.
+
+    It only checks that the previous index exists, so entries are grafted onto a diverging
+    prefix and logs that agree on (index, term) differ before it (Log Matching broken).
+    """
+
+    def _handle_append(self, msg: AppendEntries) -> None:
+        log = self._log
+        if not self._initialized or msg.prev_index > log.last_index:
+            super()._handle_append(msg)
+            return
+        if msg.prev_index < log.first_index - 1:
+            super()._handle_append(msg)
+            return
+        # BUG: pretend the previous entry matches whatever its term.
+        conflict = log.find_conflict(msg.entries)
+        if conflict:
+            fresh = msg.entries[conflict - msg.entries[0].index :]
+            if conflict <= log.commit:
+                fresh = tuple(e for e in fresh if e.index > log.commit)
+                if not fresh:
+                    conflict = 0
+            if conflict and fresh:
+                log.truncate_and_append(fresh)
+                self._on_log_changed(fresh[0].index, fresh)
+        last_new = msg.prev_index + len(msg.entries)
+        log.commit_to(min(msg.commit, last_new, log.last_index))
+        self._reply_append(msg, success=True, index=last_new)
+
+
+class VotesTwice(RaftNode):
+    """Forgets whom it voted for in the current term: two leaders in one term."""
+
+    def _handle_request_vote(self, msg: RequestVote) -> None:
+        granted = self._log.is_up_to_date(msg.last_log_term, msg.last_log_index)
+        if granted and not msg.pre_vote:
+            self._vote = msg.src
+            self._election_elapsed = 0
+        term = msg.term if granted else self._term
+        self._send(
+            RequestVoteResponse(
+                src=self.id, dst=msg.src, term=term, pre_vote=msg.pre_vote, granted=granted
+            )
+        )
+
+
+class CommitsAlone(RaftNode):
+    """A leader that commits its own entries without waiting for a quorum."""
+
+    def _maybe_commit(self) -> bool:
+        log = self._log
+        index = log.last_index
+        if index <= log.commit or log.term_at(index) != self._term:
+            return False
+        log.commit_to(index)
+        self._after_leader_commit()
+        return True
+
+
+class StarvesOneFollower(RaftNode):
+    """Never replicates to the member with the highest id: safe, but never converges."""
+
+    def _maybe_send_append(self, peer: int, *, send_if_empty: bool) -> bool:
+        if peer == max(self._conf.members()):
+            return False
+        return super()._maybe_send_append(peer, send_if_empty=send_if_empty)
+
+
+__all__ = [
+    "AcceptsWithoutConsistencyCheck",
+    "CommitsAlone",
+    "CommitsPreviousTermByCounting",
+    "GrantsVoteWithoutLogCheck",
+    "ReadsWithoutReadIndex",
+    "RepliesToVoteBeforePersisting",
+    "StarvesOneFollower",
+    "VotesTwice",
+]
