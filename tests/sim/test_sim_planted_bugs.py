@@ -16,10 +16,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import planted_bugs as bugs  # noqa: E402
+import planted_bugs as bugs
 
-from conclave.consensus.raft import RaftNode  # noqa: E402
-from conclave.sim import SeedResult, SimSettings, run_seed  # noqa: E402
+from conclave.consensus.raft import RaftNode
+from conclave.sim import SeedResult, SimSettings, run_seed
 
 
 @dataclass(frozen=True)
