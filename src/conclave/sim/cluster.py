@@ -115,13 +115,14 @@ class Cluster:
         s = self.settings
         compaction = rng.randint(s.compaction_entries_min, s.compaction_entries_max)
         trace = self.trace if self.tracing else None
+        configs = s.node_configs(self.node_ids)
         nodes: dict[NodeId, SimNode] = {}
         for node_id in self.node_ids:
             nodes[node_id] = SimNode(
                 node_id,
                 seed=s.seed,
                 core_class=s.core_class,
-                config=s.raft_config(node_id),
+                config=configs[node_id],
                 clock=NodeClock.draw(rng, s.tick_interval_us, s.clock_drift_max),
                 network=self.network,
                 checker=self.checker,
@@ -287,6 +288,8 @@ class Cluster:
         plan = self.faults.plan
         if plan.isolate_new_leader_p:
             self.faults.maybe_isolate_new_leader(node, was_leader)
+        if plan.isolate_after_first_commit_p:
+            self.faults.maybe_isolate_after_first_commit(node, commit_before)
         if plan.crash_after_commit_p:
             self.faults.maybe_crash_after_commit(node, commit_before)
 

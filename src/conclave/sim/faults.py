@@ -67,6 +67,11 @@ class FaultPlan:
     # Probability that a node is cut off the moment it wins an election, so that its first
     # entries (the no-op of its term) stay on its own log: the other half of Figure 8.
     isolate_new_leader_p: float = 0.0
+    # Probability that a new leader is cut off the moment its commit index first advances
+    # in its term, dropping what it just sent (the append carrying its own entries): the
+    # window between a new leader's first commit decision and the replication of the entries
+    # of its term (Figure 8 again, and any "commit, then lose the leader" history).
+    isolate_after_first_commit_p: float = 0.0
 
     @classmethod
     def draw(cls, rng: random.Random, settings: SimSettings) -> "FaultPlan":
@@ -87,7 +92,10 @@ class FaultPlan:
             partition_us_max=rng.choice((300_000, 1_000_000, 2_000_000)),
             # Drawn last so that adding it did not change the earlier draws of any seed.
             crash_after_commit_p=rng.choice((0.0, 0.0, 0.02, 0.1)) if settings.faults else 0.0,
-            isolate_new_leader_p=rng.choice((0.0, 0.0, 0.05, 0.2)) if settings.faults else 0.0,
+            isolate_new_leader_p=rng.choice((0.0, 0.1, 0.3, 0.5)) if settings.faults else 0.0,
+            isolate_after_first_commit_p=(
+                rng.choice((0.0, 0.2, 0.5, 0.8)) if settings.faults else 0.0
+            ),
         )
 
 
@@ -100,7 +108,13 @@ class FaultInjector:
         self.plan = plan
         self.partition_generation = 0
         self.injected: dict[str, int] = dict.fromkeys(
-            (*FAULT_KINDS, "crash_after_commit", "isolate_new_leader"), 0
+            (
+                *FAULT_KINDS,
+                "crash_after_commit",
+                "isolate_new_leader",
+                "isolate_after_first_commit",
+            ),
+            0,
         )
         self.buggify_rng = random.Random(f"{cluster.settings.seed}:buggify")
 
@@ -208,6 +222,21 @@ class FaultInjector:
             self.injected["isolate_new_leader"] += 1
             # It replaces any partition in force: the interesting histories need a leader of
             # the majority side to be cut off while the old minority rejoins.
+            self._isolate(node, replace_partition=True)
+
+    def maybe_isolate_after_first_commit(self, node: "SimNode", commit_before: int) -> None:
+        """Buggify: cut a leader off the moment it first commits in its term (see FaultPlan).
+
+        The cut also drops its messages still in flight (SimNetwork checks partitions at
+        delivery), among them the appends it sent in the same Ready as the commit.
+        """
+        core = node.core
+        if core is None or core.role is not Role.LEADER or core.commit_index <= commit_before:
+            return
+        if core.term_at(commit_before) == core.term:
+            return  # it had already committed in this term
+        if self.buggify_rng.random() < self.plan.isolate_after_first_commit_p:
+            self.injected["isolate_after_first_commit"] += 1
             self._isolate(node, replace_partition=True)
 
     def _isolate_leader(self) -> None:

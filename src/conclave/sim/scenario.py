@@ -10,7 +10,7 @@ Rules:
 - Same pieces and same rules as `conclave.sim.cluster`: one `EventQueue` (simulated
   microseconds, no wall clock), one `SimNetwork`, `SimNode`s that execute Readies only through
   the one driver, the `SafetyChecker` after every event (through the nodes) plus a pairwise log
-  comparison every `log_pair_check_events` events and whenever a `run_*` call returns.
+  comparison every `LOG_PAIR_CHECK_EVENTS` events and whenever a `run_*` call returns.
   A broken safety property raises `SafetyViolation` out of the `run_*` call.
 - Time advances only inside `step`, `run_for` and `run_until`; between calls nothing happens.
   What the script does not decide comes from the seed, each purpose with its own derived
@@ -20,10 +20,12 @@ Rules:
 - The network is lossless by default (a story should not depend on luck); partitions are the
   script's. Clients reach every node: a partition cuts links between nodes only.
 - Clients: one outstanding `Call` per client id. A call is recorded in the `History` when it
-  is invoked and completed once: "ok" when a node answers with the result; on a refusal it
-  follows the leader hint (or tries the next node) until its deadline; at the deadline it is
-  "unknown" if it may have been proposed, else "fail" (as in `conclave.sim.client`). Writes
-  are session requests, so a retry is executed at most once.
+  is invoked and completed once: "ok" when a node answers with the result. A retrying call
+  (the default) follows a refusal's leader hint (or tries the next node), and tries the next
+  node when an attempt is unanswered for `attempt_timeout_us`; a call with `retry=False`
+  makes one attempt and ends at its first refusal. At its deadline a call is "unknown" if it
+  may have been proposed, else "fail" (the conventions of `conclave.sim.client`). Writes are
+  session requests, so retries of one write are executed at most once.
 - Observation is read-only and from outside: `status`, `log`, `leader`, `converged`, and
   `happenings`, the cores' trace events stamped with the simulated time they occurred.
 - Iteration is over dicts keyed by ints (insertion ordered) or sorted tuples, never sets.
@@ -66,6 +68,7 @@ CallStatus = Literal["pending", "ok", "fail", "unknown"]
 LOG_PAIR_CHECK_EVENTS: Final = 500
 RETRY_BACKOFF_US_MAX: Final = 50_000
 CALL_TIMEOUT_US_DEFAULT: Final = 1_000_000
+_DEADLINE: Final = 0  # the attempt number of a call's deadline event
 
 
 # ------------------------------------------------------------------------------ observations
@@ -122,8 +125,8 @@ class NodeStatus:
     last_term: Term
 
 
-def describe_entry(entry: Entry) -> str:
-    """A short human form of a log entry's content: `no-op`, `put color=red`, ..."""
+def describe_entry(entry: Entry, *, client: bool = True) -> str:
+    """A short human form of a log entry: `no-op`, `put color=red (client 1)`, ..."""
     if entry.kind is EntryKind.NOOP:
         return "no-op"
     if entry.kind is EntryKind.CONF_CHANGE:
@@ -136,7 +139,8 @@ def describe_entry(entry: Entry) -> str:
         request = decode_request(entry.data)
     except KVDecodeError:
         return f"opaque {len(entry.data)} bytes"
-    return f"{describe_command(request.command)} (client {request.client_id})"
+    text = describe_command(request.command)
+    return f"{text} (client {request.client_id})" if client else text
 
 
 def describe_command(command: Command) -> str:
@@ -170,7 +174,7 @@ class Call:
     history_id: int
     call_us: int
     deadline_us: int
-    follow_leader: bool
+    retry: bool  # False: one attempt, answered or not
     target: NodeId
     status: CallStatus = "pending"
     result: object = None
@@ -232,6 +236,7 @@ class Scenario:
         clock_drift_max: float = 0.02,
         link: LinkProfile | None = None,
         client_delay_us_max: int = 500,
+        attempt_timeout_us: int = 100_000,
         compaction_entries: int = 1_000_000,
         raft_config: ConfigFactory = default_raft_config,
         core_class: CoreClass = RaftNode,
@@ -239,6 +244,8 @@ class Scenario:
         if nodes < 1:
             raise ValueError("nodes must be at least 1")
         self.seed = seed
+        self.tick_interval_us = tick_interval_us  # nominal; each node's clock drifts from it
+        self.raft_config = raft_config
         self.queue = EventQueue()
         self.events = 0
         self.history = History()
@@ -251,6 +258,7 @@ class Scenario:
         self._client_net = random.Random(f"{seed}:clientnet")
         self._fault_rng = random.Random(f"{seed}:faults")
         self._client_delay_us_max = client_delay_us_max
+        self._attempt_timeout_us = attempt_timeout_us
         self._sessions: dict[int, _Session] = {}
         self.nodes = self._make_nodes(
             random.Random(f"{seed}:nodes"),
@@ -329,16 +337,15 @@ class Scenario:
     def run_until(self, done: Callable[[], bool], *, within_us: int) -> bool:
         """Run events until `done()` holds (checked after each); False if `within_us` passes."""
         deadline = self.now_us + within_us
-        try:
-            while not done():
-                at = self.queue.peek_time_us()
-                if at is None or at > deadline:
-                    self.queue.now_us = deadline
-                    return False
-                self.step()
-            return True
-        finally:
-            self.check_log_pairs()
+        while not done():
+            at = self.queue.peek_time_us()
+            if at is None or at > deadline:
+                self.queue.now_us = deadline  # nothing happens until then: time just passes
+                self.check_log_pairs()
+                return False
+            self.step()
+        self.check_log_pairs()
+        return True
 
     def run_for(self, duration_us: int) -> None:
         """Run every event of the next `duration_us`; time then stands at its end."""
@@ -383,11 +390,11 @@ class Scenario:
         via: NodeId,
         client: int = 1,
         timeout_us: int = CALL_TIMEOUT_US_DEFAULT,
-        follow_leader: bool = True,
+        retry: bool = True,
     ) -> Call:
         """Invoke `put key=value` at node `via`."""
         spec = _Spec("put", key, value, None, Put(key=key, value=value))
-        return self._invoke(spec, via, client, timeout_us, follow_leader)
+        return self._invoke(spec, via, client, timeout_us, retry)
 
     def cas(
         self,
@@ -398,7 +405,7 @@ class Scenario:
         via: NodeId,
         client: int = 1,
         timeout_us: int = CALL_TIMEOUT_US_DEFAULT,
-        follow_leader: bool = True,
+        retry: bool = True,
     ) -> Call:
         """Invoke a compare-and-set at node `via`: `expected` None means "the key is absent"."""
         command = (
@@ -407,7 +414,7 @@ class Scenario:
             else CompareAndSet(key=key, new_value=value, expected_value=expected)
         )
         spec = _Spec("cas", key, value, expected, command)
-        return self._invoke(spec, via, client, timeout_us, follow_leader)
+        return self._invoke(spec, via, client, timeout_us, retry)
 
     def delete(
         self,
@@ -416,11 +423,11 @@ class Scenario:
         via: NodeId,
         client: int = 1,
         timeout_us: int = CALL_TIMEOUT_US_DEFAULT,
-        follow_leader: bool = True,
+        retry: bool = True,
     ) -> Call:
         """Invoke a delete of `key` at node `via`."""
         spec = _Spec("delete", key, None, None, Delete(key=key))
-        return self._invoke(spec, via, client, timeout_us, follow_leader)
+        return self._invoke(spec, via, client, timeout_us, retry)
 
     def get(
         self,
@@ -429,14 +436,14 @@ class Scenario:
         via: NodeId,
         client: int = 1,
         timeout_us: int = CALL_TIMEOUT_US_DEFAULT,
-        follow_leader: bool = True,
+        retry: bool = True,
     ) -> Call:
         """Invoke a linearizable read of `key` at node `via` (ReadIndex on the leader)."""
         spec = _Spec("get", key, None, None, None)
-        return self._invoke(spec, via, client, timeout_us, follow_leader)
+        return self._invoke(spec, via, client, timeout_us, retry)
 
     def _invoke(
-        self, spec: "_Spec", via: NodeId, client: int, timeout_us: int, follow_leader: bool
+        self, spec: "_Spec", via: NodeId, client: int, timeout_us: int, retry: bool
     ) -> Call:
         if via not in self.nodes:
             raise ValueError(f"no node n{via}")
@@ -470,11 +477,11 @@ class Scenario:
             history_id=history_id,
             call_us=now,
             deadline_us=now + timeout_us,
-            follow_leader=follow_leader,
+            retry=retry,
             target=via,
         )
         session.call = call
-        self.queue.schedule(call.deadline_us, ev.CLIENT_TIMEOUT, client, call.op_no)
+        self.queue.schedule(call.deadline_us, ev.CLIENT_TIMEOUT, client, (call.op_no, _DEADLINE))
         self._attempt(call)
         return call
 
@@ -486,6 +493,9 @@ class Scenario:
         call.awaiting = True
         request = ClientRequest(call.client, call.op_no, call.attempt, call.key, call.data)
         self.queue.after(self._client_delay(), ev.CLIENT_ARRIVE, call.target, request)
+        if call.retry:
+            payload = (call.op_no, call.attempt)
+            self.queue.after(self._attempt_timeout_us, ev.CLIENT_TIMEOUT, call.client, payload)
 
     def _current(self, client_id: int, op_no: int) -> Call | None:
         session = self._sessions.get(client_id)
@@ -504,7 +514,7 @@ class Scenario:
         node.client_request(request)
         core = node.core
         if request.data is not None and core is not None and core.last_index > last:
-            for entry in core.entries(last + 1, core.last_index + 1):
+            for entry in core.entries(max(last + 1, core.first_index), core.last_index + 1):
                 if entry.data == request.data:
                     call.proposals.append((node_id, entry.index, entry.term))
 
@@ -523,9 +533,12 @@ class Scenario:
             return  # a late refusal of an attempt already retried
         call.awaiting = False
         if reply.kind == ReplyKind.RETRY:
-            call.maybe_proposed = True
-        elif call.follow_leader:
+            call.maybe_proposed = True  # proposed there, then lost or overwritten: fate unknown
+        else:
             call.target = reply.leader_hint if reply.leader_hint != NO_NODE else self._next(call)
+        if not call.retry:
+            self._give_up(call)
+            return
         backoff = min(RETRY_BACKOFF_US_MAX, 2_000 * call.attempt)
         self.queue.after(backoff, ev.CLIENT_RETRY, client_id, (call.op_no, call.attempt))
 
@@ -541,9 +554,21 @@ class Scenario:
         self._attempt(call)
 
     def _on_client_timeout(self, client_id: int, payload: object) -> None:
-        call = self._current(client_id, cast("int", payload))
+        op_no, attempt = cast("tuple[int, int]", payload)
+        call = self._current(client_id, op_no)
         if call is None or call.done:
             return
+        if attempt == _DEADLINE:
+            self._give_up(call)
+        elif call.awaiting and call.attempt == attempt:
+            # No answer in time: the node may be down, cut off, or may have proposed it.
+            call.awaiting = False
+            call.maybe_proposed = call.maybe_proposed or call.data is not None
+            call.target = self._next(call)
+            self._attempt(call)
+
+    def _give_up(self, call: Call) -> None:
+        """Record the call as "unknown" if it may have been proposed, else as "fail"."""
         may_have_taken_effect = call.data is not None and (call.maybe_proposed or call.awaiting)
         if may_have_taken_effect:
             self.history.unknown(call.history_id)
@@ -552,7 +577,8 @@ class Scenario:
             self.history.fail(call.history_id, at_us=self.now_us)
             call.status = "fail"
             call.return_us = self.now_us
-        self._sessions[client_id].call = None
+        call.awaiting = False
+        self._sessions[call.client].call = None
 
     def _succeed(self, call: Call, reply: ClientReply) -> None:
         now = self.now_us

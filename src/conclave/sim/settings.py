@@ -3,16 +3,27 @@
 Rules: a run is a pure function of its `SimSettings`; everything random in it is drawn from
 `seed`. Units are in the names (`_us` for simulated microseconds). The Raft node class is a
 setting (`core_class`) so that tests can run deliberately broken subclasses (planted bugs).
+With the default `raft_config` (and `vary_flow_control`), each seed draws the replication
+flow-control limits of its nodes (`entries_per_message_max`, `inflight_appends_max`) from
+`FLOW_CONTROL_CHOICES`: small limits split a log repair over many messages, which opens
+windows that one big append closes (e.g. Raft paper Figure 8 needs a follower to hold an old
+entry before it holds the new leader's). A custom `raft_config` is used exactly as given.
 """
 
+import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Final
 
 from conclave.consensus.raft import RaftConfig, RaftNode
 from conclave.core.ids import NodeId
 
 TraceSink = Callable[[str], None]
 ConfigFactory = Callable[[NodeId], RaftConfig]
+
+
+# (entries_per_message_max choices, inflight_appends_max choices), drawn per seed.
+FLOW_CONTROL_CHOICES: Final = ((1, 1, 4, 64), (1, 2, 8))
 
 
 def default_raft_config(node_id: NodeId) -> RaftConfig:
@@ -66,6 +77,23 @@ class SimSettings:
     # the system under test
     core_class: type[RaftNode] = RaftNode
     raft_config: ConfigFactory = default_raft_config
+    vary_flow_control: bool = True  # with the default raft_config only; see the docstring
+
+    def node_configs(self, node_ids: tuple[NodeId, ...]) -> dict[NodeId, RaftConfig]:
+        """The Raft settings of every node of this run (flow control drawn from the seed)."""
+        configs = {node_id: self.raft_config(node_id) for node_id in node_ids}
+        if not self.vary_flow_control or self.raft_config is not default_raft_config:
+            return configs
+        rng = random.Random(f"{self.seed}:flow")
+        entries_choices, inflight_choices = FLOW_CONTROL_CHOICES
+        entries_max = rng.choice(entries_choices)
+        inflight_max = rng.choice(inflight_choices)
+        return {
+            node_id: replace(
+                config, entries_per_message_max=entries_max, inflight_appends_max=inflight_max
+            )
+            for node_id, config in configs.items()
+        }
 
     def __post_init__(self) -> None:
         if self.nodes < 3:
@@ -86,4 +114,10 @@ class SimSettings:
             raise ValueError("tick_interval_us must be >= 1 and clock_drift_max in [0, 0.5)")
 
 
-__all__ = ["ConfigFactory", "SimSettings", "TraceSink", "default_raft_config"]
+__all__ = [
+    "FLOW_CONTROL_CHOICES",
+    "ConfigFactory",
+    "SimSettings",
+    "TraceSink",
+    "default_raft_config",
+]
