@@ -41,7 +41,7 @@ SAFETY = frozenset(
 # The five bugs of the foundation issue, item 7, then a few more.
 PLANTED = [
     # (a) Figure 8: an older term's entry committed by counting replicas.
-    PlantedBug(bugs.CommitsPreviousTermByCounting, 3, 150, SAFETY | {"linearizability"}),
+    PlantedBug(bugs.CommitsPreviousTermByCounting, 3, 40, SAFETY | {"linearizability"}),
     # (b) a vote answered before it is durable (caught at the send, or as two leaders).
     PlantedBug(
         bugs.RepliesToVoteBeforePersisting, 5, 20, frozenset({"persist-before-send"}) | SAFETY

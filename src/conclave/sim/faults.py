@@ -9,9 +9,16 @@ Rules:
   partition into groups; asymmetric (one-way) link cuts; isolate the leader; a membership
   change; a leadership transfer; a slow clock (a node, often the leader, ticks 3-10 times
   slower for a while, like a paused or starved process: a deposed leader then believes in
-  its leadership for longer); and, at a buggify point, a leader crashing right after its
-  commit index advanced. Slow clocks break the bounded-drift assumption of lease-based
-  reads, so they are drawn only when every node uses ReadIndex (`ReadOnlyOption.SAFE`).
+  its leadership for longer); and, at "buggify" points checked after every delivered
+  message, a leader crashing right after its commit index advanced, a node cut off the
+  moment it wins an election, and a new leader cut off the moment it first commits (more
+  likely when it inherited uncommitted entries of earlier terms). Together these produce
+  the histories of Raft paper Figure 8, which random faults alone almost never do; each
+  probability is drawn per seed, zero for some seeds. Slow clocks break the bounded-drift
+  assumption of lease-based reads, so they are drawn only when every node uses ReadIndex
+  (`ReadOnlyOption.SAFE`).
+- A buggify cut replaces any partition in force (the cut-off majority-side leader and the
+  rejoining old minority are the point) and, like every cut, drops messages in flight.
 - At most one partition is active: while one lasts, partition faults are skipped, so that
   each stays stable long enough for elections to happen inside it (a deposed leader serving
   stale reads needs that). Each partition has a generation so that a stale "partition ends"
@@ -67,10 +74,11 @@ class FaultPlan:
     # Probability that a node is cut off the moment it wins an election, so that its first
     # entries (the no-op of its term) stay on its own log: the other half of Figure 8.
     isolate_new_leader_p: float = 0.0
-    # Probability that a new leader is cut off the moment its commit index first advances
-    # in its term, dropping what it just sent (the append carrying its own entries): the
-    # window between a new leader's first commit decision and the replication of the entries
-    # of its term (Figure 8 again, and any "commit, then lose the leader" history).
+    # Probability that a new leader that inherited uncommitted entries of earlier terms is
+    # cut off the moment its commit index first advances, dropping what it just sent (the
+    # appends carrying the entries of its term): the window between a new leader's first
+    # commit decision and the replication of its own entries (Figure 8 again). A leader that
+    # inherited none is cut off with a quarter of this probability.
     isolate_after_first_commit_p: float = 0.0
 
     @classmethod
@@ -94,7 +102,7 @@ class FaultPlan:
             crash_after_commit_p=rng.choice((0.0, 0.0, 0.02, 0.1)) if settings.faults else 0.0,
             isolate_new_leader_p=rng.choice((0.0, 0.1, 0.3, 0.5)) if settings.faults else 0.0,
             isolate_after_first_commit_p=(
-                rng.choice((0.0, 0.2, 0.5, 0.8)) if settings.faults else 0.0
+                rng.choice((0.0, 0.3, 0.6, 0.9)) if settings.faults else 0.0
             ),
         )
 
@@ -235,7 +243,10 @@ class FaultInjector:
             return
         if core.term_at(commit_before) == core.term:
             return  # it had already committed in this term
-        if self.buggify_rng.random() < self.plan.isolate_after_first_commit_p:
+        p = self.plan.isolate_after_first_commit_p
+        if core.term_at(commit_before + 1) == core.term:
+            p /= 4  # it inherited no uncommitted entries from earlier terms: less interesting
+        if self.buggify_rng.random() < p:
             self.injected["isolate_after_first_commit"] += 1
             self._isolate(node, replace_partition=True)
 

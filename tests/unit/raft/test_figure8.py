@@ -24,14 +24,14 @@ from conclave.consensus.raft import AppendEntries, RaftMessage, RaftNode, Role
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "sim"))
 
-from planted_bugs import CommitsPreviousTermByCounting  # noqa: E402
+from planted_bugs import CommitsPreviousTermByCounting
 
 
 def _figure8(monkeypatch: pytest.MonkeyPatch, core_class: type[RaftNode]) -> tuple[Net, int]:
     """Run the history; return the network and index i."""
     monkeypatch.setattr(raftnet, "RaftNode", core_class)
     net = Net(3, entries_per_message_max=1, inflight_appends_max=1)
-    n1, n2, n3 = (net.nodes[i] for i in (1, 2, 3))
+    n1, n2, n3 = (net.nodes[k] for k in (1, 2, 3))
     net.elect(1)
     net.propose(1, b"a")
     net.tick(count=2)
@@ -43,7 +43,8 @@ def _figure8(monkeypatch: pytest.MonkeyPatch, core_class: type[RaftNode]) -> tup
     net.nodes[1].propose(b"x")
     net.deliver()
     i = n1.last_index
-    assert n1.term_at(i) == term_a and n2.last_index == n3.last_index == i - 1
+    assert n1.term_at(i) == term_a
+    assert n2.last_index == n3.last_index == i - 1
 
     # n3 stops hearing from a leader; n2 wins term b, and its appends are all lost.
     ticks_min = net.config(3).election_timeout_ticks_min
@@ -53,7 +54,9 @@ def _figure8(monkeypatch: pytest.MonkeyPatch, core_class: type[RaftNode]) -> tup
     net.drop = lambda m: isinstance(m, AppendEntries) and m.src == 2
     net.elect(2)
     term_b = n2.term
-    assert term_b > term_a and n2.term_at(i) == term_b and n3.last_index == i - 1
+    assert term_b > term_a
+    assert n2.term_at(i) == term_b
+    assert n3.last_index == i - 1
 
     # n2 is cut off; n1 learns of term b from n3 and wins term c with n3's vote. Every
     # append from n1 to n3 that carries an entry of term c (its no-op), or a commit index
@@ -61,7 +64,8 @@ def _figure8(monkeypatch: pytest.MonkeyPatch, core_class: type[RaftNode]) -> tup
     net.partitions = [{2}]
     net.drop = None
     net.tick([1], count=net.config(1).heartbeat_interval_ticks)
-    assert n1.role is Role.FOLLOWER and n1.term == term_b
+    assert n1.role is Role.FOLLOWER
+    assert n1.term == term_b
 
     def loses_own_term_entries(m: RaftMessage) -> bool:
         return (
@@ -76,7 +80,8 @@ def _figure8(monkeypatch: pytest.MonkeyPatch, core_class: type[RaftNode]) -> tup
     term_c = n1.term
     net.tick([1], count=2 * net.config(1).heartbeat_interval_ticks)
     assert term_c > term_b
-    assert n3.term_at(i) == term_a and n3.last_index == i  # x is on a majority (n1, n3)
+    assert n3.term_at(i) == term_a
+    assert n3.last_index == i
     assert n3.commit_index == i - 1
     assert n1.term_at(i + 1) == term_c
 
@@ -87,7 +92,8 @@ def _figure8(monkeypatch: pytest.MonkeyPatch, core_class: type[RaftNode]) -> tup
         net.tick([2, 3])
         if n2.role is Role.LEADER and n3.commit_index > i:
             break
-    assert n2.role is Role.LEADER and n2.term > term_c
+    assert n2.role is Role.LEADER
+    assert n2.term > term_c
     assert n3.term_at(i) == term_b
     return net, i
 
@@ -115,14 +121,17 @@ def test_counting_replicas_of_an_older_term_commits_then_loses_the_entry(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     net, i = _figure8(monkeypatch, CommitsPreviousTermByCounting)
-    n1, n2, n3 = (net.nodes[i] for i in (1, 2, 3))
+    n1, n2, n3 = (net.nodes[k] for k in (1, 2, 3))
     assert n1.commit_index >= i  # the bug: committed x, of an older term, by counting
     # Leader completeness is broken: n2 leads a later term without the committed x.
-    assert n2.role is Role.LEADER and n2.term > n1.term and n2.term_at(i) != n1.term_at(i)
+    assert n2.role is Role.LEADER
+    assert n2.term > n1.term
+    assert n2.term_at(i) != n1.term_at(i)
     applied_by_n1 = net.machines[1].entries[i - 1]
     applied_by_n3 = net.machines[3].entries[i - 1]
     assert applied_by_n1.index == applied_by_n3.index == i
     assert applied_by_n1.data == b"x"
     # State machine safety is broken: n3 applied n2's no-op of term b at the same index.
     assert applied_by_n3.term == n3.term_at(i) != applied_by_n1.term
-    assert b"x" in net.applied_data(1) and b"x" not in net.applied_data(3)
+    assert b"x" in net.applied_data(1)
+    assert b"x" not in net.applied_data(3)
