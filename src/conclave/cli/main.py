@@ -7,6 +7,7 @@ import typer
 
 from conclave.cli import demo as demo_cmd
 from conclave.cli import sim as sim_cmd
+from conclave.cli import wal as wal_cmd
 
 app = typer.Typer(
     name="conclave",
@@ -15,6 +16,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(sim_cmd.app, name="sim")
+app.add_typer(wal_cmd.app, name="wal")
 app.command("demo")(demo_cmd.demo)
 
 
