@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit sim-check soak bench-sim clean
+.PHONY: demo demo-sim test lint typecheck unit sim-check soak bench-sim clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## demo: a narrated simulated run of a 5-node Raft cluster
+## demo: a real local 3-node cluster: writes, SIGKILL of the leader, failover, data intact
 demo: $(STAMP)
+	$(BIN)/conclave cluster demo
+
+## demo-sim: a narrated simulated run of a 5-node Raft cluster
+demo-sim: $(STAMP)
 	$(BIN)/conclave demo
 
 ## test: lint, type-check, unit/interaction/architecture tests and a fixed set of simulator seeds

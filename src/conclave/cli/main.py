@@ -5,7 +5,10 @@ Sub-commands live in their own modules and are mounted here.
 
 import typer
 
+from conclave.cli import cluster as cluster_cmd
 from conclave.cli import demo as demo_cmd
+from conclave.cli import ops as ops_cmd
+from conclave.cli import serve as serve_cmd
 from conclave.cli import sim as sim_cmd
 from conclave.cli import wal as wal_cmd
 
@@ -18,6 +21,12 @@ app = typer.Typer(
 app.add_typer(sim_cmd.app, name="sim")
 app.add_typer(wal_cmd.app, name="wal")
 app.command("demo")(demo_cmd.demo)
+app.command("serve")(serve_cmd.serve)
+app.add_typer(cluster_cmd.app, name="cluster")
+app.add_typer(ops_cmd.kv_app, name="kv")
+app.add_typer(ops_cmd.member_app, name="member")
+app.add_typer(ops_cmd.leader_app, name="leader")
+app.command("status")(ops_cmd.status)
 
 
 def main() -> None:

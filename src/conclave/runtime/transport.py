@@ -23,6 +23,22 @@ Rules:
   `min(backoff_max, backoff_initial * 2**failures)` seconds scaled by a jitter factor in
   [0.5, 1) from the injected `random.Random`. Messages in flight on a lost connection may be
   lost; messages still queued are sent on the next connection.
+- TLS (optional, `tls=TlsSettings(...)`): mutual TLS >= 1.2 against the cluster CA (see
+  `conclave.runtime.tls`). Both sides connect plain TCP and then upgrade with
+  `StreamWriter.start_tls` before any frame: unlike `start_server(ssl=...)`, which drops a
+  failed handshake silently, this lets us see the failure (the listener pauses reading at
+  accept so no TLS byte reaches the plain stream). The dialler passes
+  `server_hostname=<host of the peer address>`, which the peer's certificate must name
+  (subjectAltName). A TLS failure (wrong
+  CA, no client certificate, a plain-TCP client on a TLS port, no handshake within
+  `handshake_timeout`) closes that connection only, is logged as a warning and counted in
+  `tls_handshake_failures` (accepting side: totals only, the peer is unknown before the hello;
+  dialling side: also per peer, for a failed TLS step or any later `ssl.SSLError`). Under
+  TLS 1.3 the dialler's handshake completes before the server has checked its certificate: a
+  refused client certificate reaches the dialler only as the connection closing during the
+  hello exchange, so it is counted by the accepting side alone (the dialler counts a
+  `reconnect`). The hello handshake then runs inside TLS unchanged: TLS proves membership of the
+  cluster CA, the hello still names the node.
 - Failure isolation: a malformed frame (`CodecError`), an oversized frame
   (`FrameTooLargeError`) or any garbage closes that connection only (logged, counted in
   `frames_dropped_invalid`); the server, the other connections and the node keep running.
@@ -32,10 +48,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 import msgpack
 
@@ -50,6 +67,7 @@ from conclave.codec import (
 from conclave.consensus.raft import RaftMessage
 from conclave.core.effects import Send
 from conclave.core.ids import NodeId
+from conclave.runtime.tls import TlsSettings, client_context, server_context
 
 HELLO_MAGIC: Final = "conclave-peer"
 PROTOCOL_VERSION: Final = 1
@@ -72,6 +90,7 @@ class PeerStats:
     messages_received: int = 0
     bytes_received: int = 0
     messages_dropped_spoofed: int = 0
+    tls_handshake_failures: int = 0  # outbound TLS failures (also counted in `reconnects`)
 
 
 @dataclass(slots=True)
@@ -88,6 +107,7 @@ class TransportStats:
     messages_dropped_unroutable: int = 0  # unknown destination, transport closed, too large
     frames_dropped_invalid: int = 0
     connections_refused: int = 0
+    tls_handshake_failures: int = 0  # inbound (unknown peer) plus outbound; see module docstring
     peers: dict[NodeId, PeerStats] = field(default_factory=dict)
 
     def count(self, peer: NodeId, name: str, amount: int = 1) -> None:
@@ -99,6 +119,10 @@ class TransportStats:
 
 class HandshakeError(CodecError):
     """A hello is malformed or names another protocol, cluster or node."""
+
+
+class _TlsHandshakeError(OSError):
+    """The dialler's TLS handshake failed (the cause is chained)."""
 
 
 def encode_hello(cluster_id: str, node_id: NodeId) -> bytes:
@@ -192,6 +216,7 @@ class TcpPeerTransport:
         backoff_max: float = 2.0,
         connect_timeout: float = 5.0,
         handshake_timeout: float = 5.0,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
@@ -207,6 +232,9 @@ class TcpPeerTransport:
         self._backoff_max = backoff_max
         self._connect_timeout = connect_timeout
         self._handshake_timeout = handshake_timeout
+        # Built here, not in start(): a certificate that does not load stops the node at once.
+        self._server_ssl = server_context(tls) if tls is not None else None
+        self._client_ssl = client_context(tls) if tls is not None else None
         self._peers: dict[NodeId, _Peer] = {
             peer: _Peer(peer, address) for peer, address in peers.items()
         }
@@ -329,6 +357,14 @@ class TcpPeerTransport:
                 await peer.wakeup.wait()  # connect only when there is something to send
             try:
                 await self._connect_and_write(peer)
+            except (_TlsHandshakeError, ssl.SSLError) as error:  # OSErrors: caught first
+                self.stats.count(peer.node_id, "tls_handshake_failures")
+                self._log.warning(
+                    "peer %d at %s:%d: TLS failure: %s",
+                    peer.node_id,
+                    *peer.address,
+                    str(error) or type(error).__name__,
+                )
             except (OSError, EOFError, TimeoutError, CodecError) as error:
                 self._log.info(
                     "peer %d at %s:%d: connection failed or lost: %s",
@@ -346,13 +382,19 @@ class TcpPeerTransport:
         async with asyncio.timeout(self._connect_timeout):
             reader, writer = await asyncio.open_connection(host, port)
         try:
+            if self._client_ssl is not None:
+                await self._start_client_tls(host, writer)
             writer.write(encode_frame(encode_hello(self.cluster_id, self.node_id)))
             await writer.drain()
             frames = _FrameReader(reader, self._frame_bytes_max)
             async with asyncio.timeout(self._handshake_timeout):
                 reply = await frames.next_frame()
             if reply is None:
-                raise EOFError("peer closed the connection during the handshake")
+                raise EOFError(
+                    "peer closed the connection during the handshake"
+                    # TLS 1.3: how a server's refusal of our certificate looks from here.
+                    + (" (did it refuse our TLS certificate?)" if self._client_ssl else "")
+                )
             remote = decode_hello(reply, self.cluster_id)
             if remote != peer.node_id:
                 raise HandshakeError(f"reached node {remote}, expected {peer.node_id}")
@@ -361,6 +403,20 @@ class TcpPeerTransport:
             await self._write_batches(peer, reader, writer)
         finally:
             await _close_writer(writer)
+
+    async def _start_client_tls(self, host: str, writer: asyncio.StreamWriter) -> None:
+        # TCP first, then TLS on it (not `open_connection(ssl=...)`): a failure of this step,
+        # even a plain reset by a peer that does not speak TLS, is then known to be TLS's.
+        assert self._client_ssl is not None
+        try:
+            # server_hostname: the peer's certificate must name the host we dial.
+            await writer.start_tls(
+                self._client_ssl,
+                server_hostname=host,
+                ssl_handshake_timeout=self._handshake_timeout,
+            )
+        except (OSError, EOFError) as error:
+            raise _TlsHandshakeError(str(error) or type(error).__name__) from error
 
     async def _write_batches(
         self, peer: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -406,6 +462,12 @@ class TcpPeerTransport:
         if self._closed:
             writer.close()
             return
+        if self._server_ssl is not None:
+            # Until `start_tls` takes the socket over, bytes must stay in the kernel: read into
+            # the plain StreamReader, the client's TLS hello would be lost to the TLS layer
+            # and the handshake would hang (it does under uvloop).
+            # cast: typeshed declares a WriteTransport; a server connection's reads too.
+            cast(asyncio.Transport, writer.transport).pause_reading()
         task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
         self._inbound[task] = _Inbound(writer)
 
@@ -415,12 +477,30 @@ class TcpPeerTransport:
         host, port = writer.get_extra_info("peername", ("?", "?"))[:2]
         remote = f"{host}:{port}"
         try:
+            if self._server_ssl is not None and not await self._upgrade_to_tls(remote, writer):
+                return
             await self._serve_connection(task, remote, reader, writer)
         except (OSError, EOFError) as error:
             self._log.info("inbound connection from %s lost: %s", remote, error)
         finally:
             self._inbound.pop(task, None)
             await _close_writer(writer)
+
+    async def _upgrade_to_tls(self, remote: str, writer: asyncio.StreamWriter) -> bool:
+        """Run the server side of the TLS handshake; False (logged, counted) if it failed."""
+        assert self._server_ssl is not None
+        try:
+            # ssl_handshake_timeout: a client that never speaks TLS is dropped in time.
+            await writer.start_tls(self._server_ssl, ssl_handshake_timeout=self._handshake_timeout)
+        except (OSError, EOFError) as error:  # ssl.SSLError, reset, handshake timeout
+            self.stats.tls_handshake_failures += 1
+            self._log.warning(
+                "refused peer connection from %s: TLS handshake failed: %s",
+                remote,
+                str(error) or type(error).__name__,
+            )
+            return False
+        return True
 
     async def _serve_connection(
         self,

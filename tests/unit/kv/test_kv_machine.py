@@ -5,6 +5,7 @@ import json
 import pytest
 
 from conclave.apps.kv import (
+    SESSIONLESS,
     CasResult,
     Command,
     CommandResult,
@@ -158,6 +159,15 @@ def test_retry_returns_the_cached_result_without_executing_again(kv: Replica) ->
     assert retry == first == PutResult(revision=1, prev_value=None)
     assert kv.machine.revision == 2
     assert kv.machine.query(Get(key="a")).value == "other"
+
+
+def test_sessionless_requests_execute_every_time_and_open_no_session(kv: Replica) -> None:
+    request = Request(client_id=SESSIONLESS, seq=1, command=Put(key="a", value="1"))
+    first = kv.entry(encode_request(request))
+    again = kv.entry(encode_request(request))
+    assert first == PutResult(revision=1, prev_value=None)
+    assert again == PutResult(revision=2, prev_value="1")
+    assert kv.machine.session_count == 0
 
 
 def test_retry_of_a_cas_does_not_swap_twice(kv: Replica) -> None:

@@ -16,6 +16,7 @@ from conclave.apps.kv.codec import (
     encode_result,
 )
 from conclave.apps.kv.commands import (
+    SESSIONLESS,
     Command,
     CompareAndSet,
     Delete,
@@ -43,6 +44,7 @@ __all__ = [
     "KVSettings",
     # commands and queries
     "Request",
+    "SESSIONLESS",
     "Command",
     "Put",
     "Delete",

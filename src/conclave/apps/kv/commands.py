@@ -12,6 +12,8 @@ Rules:
 - A `Request` carries one command of one client session: `(client_id, seq)` identifies it for
   exactly-once retries (see `conclave.apps.kv.machine`). A client has at most one request in
   flight and retries it with the same `seq`; its next request uses a larger `seq`.
+  `client_id == SESSIONLESS` (0) is a request outside any session: executed every time it is
+  applied, never cached (an HTTP write that carries no request id).
 - `Get` is a command (a read through the log, linearizable without a read barrier); `Range`
   is a local query only, served by `KVStateMachine.query` at the applied index.
 """
@@ -22,6 +24,7 @@ from typing import ClassVar, Final
 # Ids and sequence numbers fit a signed 64-bit integer, so clients in any language can hold
 # them and the codec can refuse absurd numbers before converting them.
 ID_MAX: Final = 2**63 - 1
+SESSIONLESS: Final = 0  # client_id of a request that belongs to no session
 
 
 def check_text(name: str, text: object) -> None:
@@ -145,7 +148,7 @@ class Request:
     command: Command
 
     def __post_init__(self) -> None:
-        check_int("client_id", self.client_id, 1)
+        check_int("client_id", self.client_id, SESSIONLESS)
         check_int("seq", self.seq, 1)
         if not isinstance(self.command, COMMAND_TYPES):
             raise TypeError("command must be a Put, Delete, CompareAndSet or Get")
@@ -154,6 +157,7 @@ class Request:
 __all__ = [
     "COMMAND_TYPES",
     "ID_MAX",
+    "SESSIONLESS",
     "Command",
     "CompareAndSet",
     "Delete",

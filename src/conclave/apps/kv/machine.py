@@ -21,6 +21,8 @@ Rules:
   stranger again, so a late retry of its last request executes a second time, and an even
   older duplicate is no longer recognised as stale. Size `sessions_max` well above the number
   of clients active within a retry horizon; idle clients are the ones evicted.
+- A request with `client_id == SESSIONLESS` (0) bypasses the session table: it executes each
+  time it is applied and is never deduplicated.
 - `snapshot()` is canonical JSON of the whole state (revision, keys, sessions with their cached
   results): the same state gives the same bytes. `restore` validates the whole image before
   replacing anything; a bad image raises `KVDecodeError` and leaves the state untouched.
@@ -43,6 +45,7 @@ from conclave.apps.kv.codec import (
     result_to_obj,
 )
 from conclave.apps.kv.commands import (
+    SESSIONLESS,
     Command,
     CompareAndSet,
     Delete,
@@ -169,6 +172,8 @@ class KVStateMachine:
         return self._apply_request(request, entry.index)
 
     def _apply_request(self, request: Request, index: LogIndex) -> CommandResult:
+        if request.client_id == SESSIONLESS:
+            return self._execute(request.command)
         session = self._state.sessions.get(request.client_id)
         if session is not None and request.seq == session.last_seq:
             self._remember(request.client_id, request.seq, index, session.result)

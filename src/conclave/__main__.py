@@ -1,0 +1,5 @@
+"""`python -m conclave` is the `conclave` command."""
+
+from conclave.cli.main import main
+
+main()
