@@ -19,6 +19,7 @@ from rich.table import Table
 
 from conclave.client import Client
 from conclave.runtime.local_cluster import LocalCluster
+from conclave.runtime.tls import generate_dev_certs, node_cert_file
 
 app = typer.Typer(help="Run a local cluster.", no_args_is_help=True)
 
@@ -26,6 +27,14 @@ app = typer.Typer(help="Run a local cluster.", no_args_is_help=True)
 @app.callback()
 def _group() -> None:
     """Run a local cluster."""
+
+
+def _dev_certs(directory: Path, nodes: int, console: Console) -> Path:
+    """Certificates for nodes 1..n, created once and reused on the next `up`."""
+    if not all(node_cert_file(directory, i).exists() for i in range(1, nodes + 1)):
+        generate_dev_certs(directory, list(range(1, nodes + 1)), force=True)
+        console.print(f"created development certificates in {directory}")
+    return directory
 
 
 @app.command("up")
@@ -37,15 +46,20 @@ def up(
     ),
     cluster_id: str = typer.Option("conclave-local", help="Cluster name."),
     tick_interval_ms: int = typer.Option(50, help="One Raft tick."),
+    tls: bool = typer.Option(
+        False, help="Mutual TLS between nodes (development certificates in DATA/certs)."
+    ),
 ) -> None:
     """Start N nodes on 127.0.0.1 and keep them running until Ctrl-C."""
     console = Console()
+    tls_dir = _dev_certs(data / "certs", nodes, console) if tls else None
     cluster = LocalCluster(
         data_dir=data,
         size=nodes,
         base_port=base_port,
         cluster_id=cluster_id,
         extra_args=("--tick-interval-ms", str(tick_interval_ms)),
+        tls_dir=tls_dir,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -5,6 +5,8 @@ Used by `conclave cluster up`, `make demo` and the integration tests. Rules:
   restarts are real. Its log goes to `DATA/node-<id>.log`; its WAL to `DATA/node-<id>/`.
 - Ports are `base_port + id` (API) and `base_port + 100 + id` (peers) when `base_port` is
   given, otherwise free ports picked by the OS (for tests that run side by side).
+- With `tls_dir` (a folder made by `conclave certs init`), node i runs with
+  `node-<i>.pem`, `node-<i>-key.pem` and `ca.pem` from it: mutual TLS between the nodes.
 - `stop()` stops every process this object started (SIGTERM, then SIGKILL after a grace
   period) and is safe to call twice; the object is a context manager.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from conclave.runtime.settings import MemberAddress
+from conclave.runtime.tls import CA_CERT_FILE, node_cert_file, node_key_file
 
 _POLL_SECONDS = 0.05
 _STOP_GRACE_SECONDS = 5.0
@@ -59,6 +62,7 @@ class LocalCluster:
     base_port: int | None = None
     cluster_id: str = "conclave-local"
     extra_args: tuple[str, ...] = ()
+    tls_dir: Path | None = None  # from `conclave certs init`: mutual TLS between the nodes
     members: list[MemberAddress] = field(default_factory=list)
     processes: dict[int, "subprocess.Popen[bytes]"] = field(default_factory=dict)
     _logs: dict[int, IO[bytes]] = field(default_factory=dict)
@@ -110,6 +114,10 @@ class LocalCluster:
             args += ["--member", member.describe()]
         if join:
             args.append("--join")
+        if self.tls_dir is not None:
+            args += ["--tls-cert", str(node_cert_file(self.tls_dir, node_id))]
+            args += ["--tls-key", str(node_key_file(self.tls_dir, node_id))]
+            args += ["--tls-ca", str(self.tls_dir / CA_CERT_FILE)]
         return args + list(self.extra_args)
 
     def start_node(self, node_id: int, *, join: bool = False) -> None:
