@@ -7,7 +7,9 @@ Every module under src/conclave is parsed (not imported) and each import is chec
 - pure packages import nothing from the shell (runtime, storage, codec, api, client, dashboard,
   cli, observability) nor from the simulator;
 - above `core`, nothing imports `consensus` except the shell and the simulator;
-- `sim` imports the pure layers and `runtime.driver` only, never asyncio.
+- `sim` imports the pure layers, `runtime.driver` and `storage` only, never asyncio;
+- `storage` imports no asyncio, socket, threading, time or clock: the simulator runs the real
+  WAL on its simulated disk, so storage must stay single-threaded and free of wall time.
 """
 
 import ast
@@ -179,18 +181,41 @@ def test_only_shell_and_simulator_import_consensus() -> None:
     assert not offending, f"state machines must see the log only through core: {offending}"
 
 
-def test_simulator_uses_only_pure_layers_and_the_driver() -> None:
+# The simulator may use the real storage (the WAL on its `SimDisk`, to check recovery under
+# torn writes): storage is deterministic given its `Disk`, and the rule below keeps it free
+# of asyncio, sockets, threads and clocks.
+SIM_MAY_IMPORT = ("conclave.runtime.driver", "conclave.storage")
+NO_CONCURRENCY_OR_CLOCK = ("asyncio", "socket", "threading", "time", "datetime", "selectors")
+
+
+def test_simulator_uses_only_pure_layers_the_driver_and_storage() -> None:
     offending = []
     for path in _python_files():
         module = _module_name(path)
         if _layer(module) != "sim":
             continue
         for site in _imports(path):
-            if _top(site.imported) in ("asyncio", "socket", "threading", "time"):
+            if _top(site.imported) in NO_CONCURRENCY_OR_CLOCK:
                 offending.append((module, site.imported, site.line))
             if site.imported.startswith("conclave."):
                 layer = site.imported.split(".")[1]
-                is_driver = site.imported.startswith("conclave.runtime.driver")
-                if layer in SHELL_PACKAGES and not is_driver:
+                allowed = site.imported.startswith(SIM_MAY_IMPORT)
+                if layer in SHELL_PACKAGES and not allowed:
                     offending.append((module, site.imported, site.line))
     assert not offending, f"the simulator must stay single-threaded and pure: {offending}"
+
+
+def test_storage_has_no_concurrency_clock_or_upper_layers() -> None:
+    offending = []
+    for path in _python_files():
+        module = _module_name(path)
+        if _layer(module) != "storage":
+            continue
+        for site in _imports(path):
+            if _top(site.imported) in NO_CONCURRENCY_OR_CLOCK:
+                offending.append((module, site.imported, site.line))
+            if site.imported.startswith("conclave."):
+                layer = site.imported.split(".")[1]
+                if layer not in ("core", "storage"):
+                    offending.append((module, site.imported, site.line))
+    assert offending == [], f"storage must stay usable under the simulator: {offending}"

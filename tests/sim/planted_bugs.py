@@ -1,6 +1,7 @@
 """Deliberately broken Raft nodes (planted bugs), one bug each, for the simulator to catch.
 
-Each class overrides one small method of `RaftNode` to reintroduce a classic Raft mistake.
+Each class overrides one small method of `RaftNode` to reintroduce a classic Raft mistake
+(or, at the end, of `FileStorage` to reintroduce a durability mistake; see test_sim_disk.py).
 `tests/sim/test_sim_planted_bugs.py` runs them through the simulator and requires every one
 to be caught within a bounded number of seeds; the same seeds pass with the correct node.
 """
@@ -15,7 +16,9 @@ from conclave.consensus.raft import (
     RequestVoteResponse,
 )
 from conclave.core import NO_NODE, ReadState, Ready
+from conclave.core.effects import Entry, HardState, Snapshot
 from conclave.core.quorum import committed_index
+from conclave.storage import FileStorage
 
 
 class CommitsPreviousTermByCounting(RaftNode):
@@ -158,6 +161,35 @@ __all__ = [
     "GrantsVoteWithoutLogCheck",
     "ReadsWithoutReadIndex",
     "RepliesToVoteBeforePersisting",
+    "SkipsWalFsync",
     "StarvesOneFollower",
     "VotesTwice",
+    "WritesHardStateFirst",
 ]
+
+
+# -- planted storage bugs (run with SimSettings(disk="wal", storage_class=...)) -------------
+
+
+class SkipsWalFsync(FileStorage):
+    """`sync` forgets to fsync the WAL segment: the node acknowledges writes a crash loses."""
+
+    def sync(self) -> None:
+        self._dirty = False  # BUG: the segment's fsync is skipped
+        super().sync()
+
+
+class WritesHardStateFirst(FileStorage):
+    """Writes the hard state before the entries of the same save (the order before the fix).
+
+    A torn tail can then keep a new commit index with the old entries it was replacing.
+    """
+
+    def save(
+        self, hard_state: HardState | None, snapshot: Snapshot | None, entries: tuple[Entry, ...]
+    ) -> None:
+        if hard_state is not None and snapshot is None and entries:
+            super().save(hard_state, None, ())  # BUG: commit before the entries it covers
+            super().save(None, None, entries)
+            return
+        super().save(hard_state, snapshot, entries)

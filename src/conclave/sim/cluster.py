@@ -44,8 +44,17 @@ from conclave.sim.invariants import SafetyChecker, SafetyViolation
 from conclave.sim.network import LinkProfile, SimNetwork, describe_message
 from conclave.sim.node import ClientReply, ClientRequest, ReplyKind, SimNode
 from conclave.sim.settings import SimSettings
+from conclave.sim.wal_storage import WalNodeStorage
 
 Handler = Callable[[int, object], None]
+
+
+def _recovery(node: SimNode) -> str:
+    """For a trace line: what the WAL's recovery did, on the WAL disk."""
+    storage = node.storage
+    if not isinstance(storage, WalNodeStorage):
+        return ""
+    return f", WAL {storage.recovery_summary()}"
 
 
 class LivenessViolation(SafetyViolation):
@@ -129,6 +138,9 @@ class Cluster:
                 reply=self._send_reply,
                 compaction_entries=compaction,
                 trace=trace,
+                wal=s.uses_wal_disk,
+                storage_class=s.storage_class,
+                sync_faults=self if s.uses_wal_disk and s.faults else None,
             )
         return nodes
 
@@ -303,11 +315,21 @@ class Cluster:
                 best, best_term = node, core.term
         return best
 
-    def crash(self, node: SimNode) -> None:
-        """Crash `node` now (torn tail drawn from the fault rng)."""
-        kept = node.crash(self.faults.rng)
+    def crash(self, node: SimNode, rng: random.Random | None = None, what: str = "crash") -> None:
+        """Crash `node` now (torn tail drawn from `rng`, by default the fault rng)."""
+        kept = node.crash(rng if rng is not None else self.faults.rng)
         if self.tracing:
-            self.trace(node.id, f"fault crash (kept {kept} unsynced writes)")
+            unit = "bytes" if self.settings.uses_wal_disk else "writes"
+            self.trace(node.id, f"fault {what} (kept {kept} unsynced {unit})")
+
+    def interrupt_sync(self, node: SimNode, snapshot_pending: bool) -> bool:
+        """`SyncFaults`: during the fault phase, the injector may kill a node mid-sync."""
+        del node  # any node may die; the injector only bounds how many are down
+        return self.phase == "faults" and self.faults.maybe_crash_in_sync(snapshot_pending)
+
+    def sync_interrupted(self, node: SimNode) -> None:
+        """`SyncFaults`: the node died in its sync; crash its disk, restart it later."""
+        self.faults.crash_in_sync(node)
 
     def restart(self, node: SimNode) -> None:
         """Restart a crashed node from its disk."""
@@ -315,7 +337,7 @@ class Cluster:
             return
         node.restart()
         if self.tracing:
-            self.trace(node.id, f"restart (incarnation {node.incarnation})")
+            self.trace(node.id, f"restart (incarnation {node.incarnation}{_recovery(node)})")
         self._start_ticks(node)
 
     def join(self, node: SimNode) -> None:
@@ -324,6 +346,15 @@ class Cluster:
         if self.tracing:
             self.trace(node.id, "join (empty node)")
         self._start_ticks(node)
+
+    def wal_recoveries(self) -> tuple[int, int]:
+        """(recoveries, recoveries that truncated a torn tail) over every WAL disk."""
+        recoveries = torn = 0
+        for node in self.nodes.values():
+            if isinstance(node.storage, WalNodeStorage):
+                recoveries += node.storage.recoveries
+                torn += node.storage.torn_tails
+        return recoveries, torn
 
     def _on_restart(self, node_id: int, _payload: object) -> None:
         self.restart(self.nodes[node_id])

@@ -30,6 +30,11 @@ Rules:
   Changes go through the current leader, which may refuse them (one at a time, not caught
   up, not leader...): a refusal is not a failure, the next fault tries again.
 - Nodes and groups are picked from sorted id tuples, never from sets.
+- On the WAL disk only (`SimSettings.uses_wal_disk`), a node may also die inside a sync,
+  after its writes and before their fsync ("crash_in_sync"), with a per-seed probability per
+  sync, much higher when the sync covers a snapshot (a torn checkpoint is the interesting
+  case, and compactions are rare); these draws use their own rng (`"<seed>:syncfault"`),
+  so the other faults of a seed are drawn exactly as before.
 """
 
 import random
@@ -121,10 +126,16 @@ class FaultInjector:
                 "crash_after_commit",
                 "isolate_new_leader",
                 "isolate_after_first_commit",
+                "crash_in_sync",
             ),
             0,
         )
-        self.buggify_rng = random.Random(f"{cluster.settings.seed}:buggify")
+        settings = cluster.settings
+        self.buggify_rng = random.Random(f"{settings.seed}:buggify")
+        self.sync_rng = random.Random(f"{settings.seed}:syncfault")
+        wal_faults = settings.faults and settings.uses_wal_disk
+        self.crash_in_sync_p = self.sync_rng.choice((0.002, 0.01, 0.03)) if wal_faults else 0.0
+        self.crash_in_snapshot_sync_p = self.sync_rng.choice((0.1, 0.3, 0.6)) if wal_faults else 0.0
 
     def schedule_next(self) -> None:
         """Schedule the next fault after an exponential delay."""
@@ -160,6 +171,22 @@ class FaultInjector:
         if self.buggify_rng.random() < self.plan.crash_after_commit_p:
             self.injected["crash_after_commit"] += 1
             self._crash_node(node)
+
+    def maybe_crash_in_sync(self, snapshot_pending: bool) -> bool:
+        """Buggify (WAL disk): whether the sync a node is starting dies before its fsync."""
+        p = self.crash_in_snapshot_sync_p if snapshot_pending else self.crash_in_sync_p
+        if p == 0.0 or self._down_count() >= self.plan.down_max:
+            return False
+        if self.sync_rng.random() >= p:
+            return False
+        self.injected["crash_in_sync"] += 1
+        return True
+
+    def crash_in_sync(self, node: "SimNode") -> None:
+        """The node died inside its sync: crash its disk now and restart it later."""
+        self.cluster.crash(node, self.sync_rng, "crash in sync")
+        downtime = self.sync_rng.randint(10_000, self.plan.downtime_us_max)
+        self.cluster.queue.after(downtime, ev.RESTART, node.id)
 
     def _crash(self) -> None:
         live = self._live()

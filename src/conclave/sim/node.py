@@ -6,6 +6,10 @@ Rules:
   then runs the driver until the core is quiet.
 - The disk is a `MemoryStorage` that survives crashes: a crash keeps every synced write and a
   prefix of the unsynced ones, whose length the caller draws from the run seed (torn tail).
+  Or, with `wal=True`, the real `FileStorage` on a `SimDisk` (`conclave.sim.wal_storage`): a
+  crash tears the WAL's files, and restart first reopens it (its recovery runs, and is
+  checked to keep every synced write). On that disk a node may also die inside a Ready,
+  between its writes and their fsync, when `sync_faults` says so.
   Restart rebuilds the core with `restore(config, env, storage.load())` and the state machine
   from the stored snapshot; entries above it are applied again as the core commits them.
 - A crashed node has no core: it neither receives messages nor ticks. Each incarnation gets a
@@ -26,6 +30,7 @@ Rules:
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from conclave.apps.kv import Get, KVStateMachine
 from conclave.consensus.raft import (
@@ -47,6 +52,8 @@ from conclave.runtime.driver import Driver
 from conclave.sim.clock import NodeClock
 from conclave.sim.invariants import SafetyChecker, SafetyViolation
 from conclave.sim.network import NodeTransport, SimNetwork
+from conclave.sim.wal_storage import SyncInterrupted, WalNodeStorage
+from conclave.storage import FileStorage
 
 CoreClass = type[RaftNode]
 
@@ -115,6 +122,22 @@ def _durable_through(stable: StableState, index: LogIndex) -> bool:
     return bool(stable.entries) and stable.entries[-1].index >= index
 
 
+class _Loadable(Protocol):
+    def load(self) -> StableState: ...
+
+
+class SyncFaults(Protocol):
+    """Who decides that a node dies during a sync, and handles it (the fault injector)."""
+
+    def interrupt_sync(self, node: "SimNode", snapshot_pending: bool) -> bool:
+        """Whether this sync of `node` (of a snapshot, or not) is interrupted by a crash."""
+        ...
+
+    def sync_interrupted(self, node: "SimNode") -> None:
+        """`node` died during a sync: crash its disk and schedule its restart."""
+        ...
+
+
 class _CheckedTransport:
     """The node's `Transport`: checks persist-before-send (DESIGN.md rule 5), then sends.
 
@@ -122,7 +145,7 @@ class _CheckedTransport:
     the state they promise is durable: a crash right after the send must not lose it.
     """
 
-    def __init__(self, node_id: NodeId, network: SimNetwork[RaftMessage], disk: MemoryStorage):
+    def __init__(self, node_id: NodeId, network: SimNetwork[RaftMessage], disk: _Loadable):
         self._inner: NodeTransport[RaftMessage] = NodeTransport(network, node_id)
         self._disk = disk
         self._node_id = node_id
@@ -180,13 +203,26 @@ class SimNode:
         reply: ReplyFn,
         compaction_entries: int,
         trace: TraceFn | None = None,
+        wal: bool = False,
+        storage_class: type[FileStorage] = FileStorage,
+        sync_faults: SyncFaults | None = None,
     ) -> None:
         self.id = node_id
         self.clock = clock
         self._seed = seed
         self._core_class = core_class
         self._config = config
-        self.storage = _ObservedStorage(self)
+        self._sync_faults = sync_faults
+        self.storage: _ObservedStorage | WalNodeStorage = (
+            WalNodeStorage(
+                f"n{node_id}",
+                self.observe_persist,
+                storage_class=storage_class,
+                interrupt_sync=None if sync_faults is None else self._interrupt_sync,
+            )
+            if wal
+            else _ObservedStorage(self)
+        )
         self._transport = _CheckedTransport(node_id, network, self.storage)
         self._checker = checker
         self._reply = reply
@@ -237,6 +273,8 @@ class SimNode:
     def restart(self) -> None:
         """Rebuild core and state machine from the disk alone (DESIGN.md rule 11)."""
         self.incarnation += 1
+        if isinstance(self.storage, WalNodeStorage):
+            self.storage.reopen()  # the WAL's recovery, self-checked (may raise a violation)
         stable = self.storage.load()
         self.machine = _ObservedMachine(self)
         self._last_applied = 0
@@ -264,9 +302,14 @@ class SimNode:
         self.process()
 
     def crash(self, rng: random.Random) -> int:
-        """Stop now; keep a random prefix of unsynced writes. Returns how many survived."""
-        surviving = rng.randint(0, self.storage.unsynced_write_count)
-        self.storage.crash(surviving)
+        """Stop now; keep a random prefix of unsynced writes (memory disk: how many survived;
+        WAL disk: how many unsynced bytes survived)."""
+        storage = self.storage
+        if isinstance(storage, WalNodeStorage):
+            surviving = storage.crash(rng)
+        else:
+            surviving = rng.randint(0, storage.unsynced_write_count)
+            storage.crash(surviving)
         self.core = None
         self._driver = None
         self._pending_writes.clear()
@@ -323,17 +366,28 @@ class SimNode:
 
     # -- the driver loop ------------------------------------------------------------------
 
+    def _interrupt_sync(self, snapshot_pending: bool) -> bool:
+        faults = self._sync_faults
+        return faults is not None and faults.interrupt_sync(self, snapshot_pending)
+
     def process(self) -> None:
-        """Run the driver until the core is quiet, compact when due, then check invariants."""
+        """Run the driver until the core is quiet, compact when due, then check invariants.
+
+        A sync interrupted by a simulated crash ends it: the node is down afterwards."""
         core = self.core
         driver = self._driver
         assert core is not None
         assert driver is not None
-        driver.run()
         machine = self.machine
-        if machine.applied_index - core.snapshot_meta.index >= self.compaction_entries:
-            core.compact(machine.applied_index, machine.snapshot())
+        try:
             driver.run()
+            if machine.applied_index - core.snapshot_meta.index >= self.compaction_entries:
+                core.compact(machine.applied_index, machine.snapshot())
+                driver.run()
+        except SyncInterrupted:
+            assert self._sync_faults is not None
+            self._sync_faults.sync_interrupted(self)
+            return
         if machine.applied_index != self._checked_applied:
             self._checked_applied = machine.applied_index
             try:
@@ -434,4 +488,4 @@ class SimNode:
         )
 
 
-__all__ = ["ClientReply", "ClientRequest", "CoreClass", "ReplyKind", "SimNode"]
+__all__ = ["ClientReply", "ClientRequest", "CoreClass", "ReplyKind", "SimNode", "SyncFaults"]

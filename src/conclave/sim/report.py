@@ -9,15 +9,21 @@ from conclave.sim.runner import SeedResult
 
 
 def seed_line(result: SeedResult) -> str:
-    """One line per seed: verdict, events, simulated time, operations by status."""
+    """One line per seed: verdict, events, simulated time, operations by status, and on the
+    WAL disk how many recoveries ran and how many truncated a torn tail."""
     verdict = "ok" if result.ok else "VIOLATION"
+    disk = (
+        f" disk=wal recoveries={result.wal_recoveries} torn_tails={result.wal_torn_tails}"
+        if result.disk == "wal"
+        else ""
+    )
     return (
         f"seed={result.seed} {verdict} events={result.events} "
         f"sim_time={result.sim_time_us / 1e6:.3f}s ops={result.ops} "
         f"(ok={result.status_count('ok')} unknown={result.status_count('unknown')} "
         f"fail={result.status_count('fail')}) nodes={result.nodes} clients={result.clients} "
         f"faults={sum(result.faults.values())} elections={result.elections} "
-        f"messages={result.messages}"
+        f"messages={result.messages}{disk}"
     )
 
 
@@ -35,7 +41,7 @@ def failure_lines(result: SeedResult) -> list[str]:
         lines.extend(f"  {line}" for line in result.trace_tail)
     lines.append(
         f"replay: conclave sim raft --seed {result.seed} --nodes {result.nodes} "
-        f"--ops {result.ops_requested} --trace"
+        f"--ops {result.ops_requested} --disk {result.disk} --trace"
     )
     return lines
 

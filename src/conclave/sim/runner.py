@@ -41,6 +41,9 @@ class SeedResult:
     faults: dict[str, int] = field(default_factory=dict)
     elections: int = 0
     messages: int = 0
+    disk: str = "memory"  # the disk model the run used: "memory" or "wal"
+    wal_recoveries: int = 0  # WAL disk: recoveries run at restarts
+    wal_torn_tails: int = 0  # WAL disk: of those, how many truncated a torn tail
 
     @property
     def ops(self) -> int:
@@ -90,6 +93,7 @@ def _check_history(cluster: Cluster) -> _Verdict:
 def _run_once(settings: SimSettings) -> SeedResult:
     cluster = Cluster(settings)
     verdict = _run_cluster(cluster)
+    recoveries, torn = cluster.wal_recoveries()
     cluster.finalize_history()
     if verdict.violation is None and settings.check_linearizability:
         verdict = _check_history(cluster)
@@ -110,6 +114,9 @@ def _run_once(settings: SimSettings) -> SeedResult:
         faults=dict(cluster.faults.injected),
         elections=cluster.checker.elections,
         messages=cluster.network.stats.sent,
+        disk="wal" if settings.uses_wal_disk else "memory",
+        wal_recoveries=recoveries,
+        wal_torn_tails=torn,
     )
 
 

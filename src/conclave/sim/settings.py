@@ -8,18 +8,29 @@ flow-control limits of its nodes (`entries_per_message_max`, `inflight_appends_m
 `FLOW_CONTROL_CHOICES`: small limits split a log repair over many messages, which opens
 windows that one big append closes (e.g. Raft paper Figure 8 needs a follower to hold an old
 entry before it holds the new leader's). A custom `raft_config` is used exactly as given.
+
+The disk model (`disk`): "memory" runs each node on a `MemoryStorage` (fast; a crash keeps a
+prefix of the unsynced writes); "wal" runs the real `FileStorage` on a simulated disk
+(`conclave.sim.disk.SimDisk`), so crashes tear the real WAL and restarts run its recovery,
+self-checked against what was synced; "mixed" (the default) uses the WAL disk on every
+`WAL_DISK_EVERY`-th seed (seed % 4 == 3), which keeps sweeps fast and still checks the WAL on
+a quarter of them. The storage class is a setting too (`storage_class`), for planted bugs.
 """
 
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, Literal
 
 from conclave.consensus.raft import RaftConfig, RaftNode
 from conclave.core.ids import NodeId
+from conclave.storage import FileStorage
 
 TraceSink = Callable[[str], None]
 ConfigFactory = Callable[[NodeId], RaftConfig]
+DiskModel = Literal["memory", "wal", "mixed"]
+DISK_MODELS: Final = ("memory", "wal", "mixed")
+WAL_DISK_EVERY: Final = 4  # with disk="mixed", seeds S with S % 4 == 3 use the WAL disk
 
 
 # (entries_per_message_max choices, inflight_appends_max choices), drawn per seed.
@@ -78,6 +89,15 @@ class SimSettings:
     core_class: type[RaftNode] = RaftNode
     raft_config: ConfigFactory = default_raft_config
     vary_flow_control: bool = True  # with the default raft_config only; see the docstring
+    disk: DiskModel = "mixed"  # see the module docstring
+    storage_class: type[FileStorage] = FileStorage  # the WAL under test (disk "wal" only)
+
+    @property
+    def uses_wal_disk(self) -> bool:
+        """Whether this run's nodes store their state in the real WAL on a `SimDisk`."""
+        if self.disk == "mixed":
+            return self.seed % WAL_DISK_EVERY == WAL_DISK_EVERY - 1
+        return self.disk == "wal"
 
     def node_configs(self, node_ids: tuple[NodeId, ...]) -> dict[NodeId, RaftConfig]:
         """The Raft settings of every node of this run (flow control drawn from the seed)."""
@@ -112,11 +132,16 @@ class SimSettings:
             raise ValueError("need 1 <= attempt_timeout_us_min <= attempt_timeout_us_max")
         if self.tick_interval_us < 1 or not 0.0 <= self.clock_drift_max < 0.5:
             raise ValueError("tick_interval_us must be >= 1 and clock_drift_max in [0, 0.5)")
+        if self.disk not in DISK_MODELS:
+            raise ValueError(f"disk must be one of {DISK_MODELS}")
 
 
 __all__ = [
+    "DISK_MODELS",
     "FLOW_CONTROL_CHOICES",
+    "WAL_DISK_EVERY",
     "ConfigFactory",
+    "DiskModel",
     "SimSettings",
     "TraceSink",
     "default_raft_config",

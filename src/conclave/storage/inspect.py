@@ -10,10 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conclave.core.effects import Entry, HardState
+from conclave.storage.disk import Disk
 from conclave.storage.errors import SnapshotCorruptionError, StorageError, WalCorruptionError
 from conclave.storage.records import Payload
 from conclave.storage.snapshots import list_snapshots, read_snapshot_file
-from conclave.storage.wal import ScannedRecord, SegmentScan, list_segments, scan_segment
+from conclave.storage.wal import (
+    OS_DISK,
+    ScannedRecord,
+    SegmentScan,
+    list_segments,
+    scan_segment,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,32 +99,34 @@ def _describe(record: ScannedRecord) -> str:
     return f"@{record.offset} {record.record_type.name} {_summary(record.payload)}"
 
 
-def _scan_segments(directory: Path) -> tuple[list[SegmentScan], WalCorruptionError | None]:
-    segments = list_segments(directory)
+def _scan_segments(
+    directory: Path, disk: Disk
+) -> tuple[list[SegmentScan], WalCorruptionError | None]:
+    segments = list_segments(directory, disk)
     scans: list[SegmentScan] = []
     for i, (seq, path) in enumerate(segments):
         try:
-            scans.append(scan_segment(path, seq, is_last=i == len(segments) - 1))
+            scans.append(scan_segment(path, seq, is_last=i == len(segments) - 1, disk=disk))
         except WalCorruptionError as error:
             return scans, error
     return scans, None
 
 
-def _snapshot_info(index: int, term: int, path: Path) -> SnapshotInfo:
-    size = path.stat().st_size
+def _snapshot_info(index: int, term: int, path: Path, disk: Disk) -> SnapshotInfo:
+    size = disk.size(path)
     try:
-        snapshot = read_snapshot_file(path)
+        snapshot = read_snapshot_file(path, disk)
     except SnapshotCorruptionError as error:
         return SnapshotInfo(path, size, index, term, (), error.reason)
     return SnapshotInfo(path, size, index, term, snapshot.meta.conf.voters, None)
 
 
-def inspect_directory(directory: Path) -> Inspection:
+def inspect_directory(directory: Path, *, disk: Disk = OS_DISK) -> Inspection:
     """Inspect without modifying; raises `StorageError` if `directory` is not a directory."""
-    if not directory.is_dir():
+    if not disk.is_dir(directory):
         raise StorageError(f"{directory} is not a directory")
-    scans, error = _scan_segments(directory)
-    snapshots = [_snapshot_info(i, t, p) for i, t, p in list_snapshots(directory)]
+    scans, error = _scan_segments(directory, disk)
+    snapshots = [_snapshot_info(i, t, p, disk) for i, t, p in list_snapshots(directory, disk)]
     return Inspection(directory, tuple(scans), tuple(snapshots), error)
 
 

@@ -11,7 +11,6 @@ A file that fails its CRC is refused (`SnapshotCorruptionError`); there is no fa
 older snapshot, because older ones are deleted once a newer marker is durable.
 """
 
-import os
 import re
 import struct
 import zlib
@@ -19,9 +18,10 @@ from pathlib import Path
 from typing import Final
 
 from conclave.core.effects import Snapshot
+from conclave.storage.disk import Disk
 from conclave.storage.errors import SnapshotCorruptionError
 from conclave.storage.records import PayloadError, decode_meta, encode_meta
-from conclave.storage.wal import fsync_dir
+from conclave.storage.wal import OS_DISK
 
 SNAPSHOT_MAGIC: Final = b"CNSP"
 SNAPSHOT_VERSION: Final = 1
@@ -36,13 +36,13 @@ def snapshot_name(index: int, term: int) -> str:
     return f"snap-{index:016d}-{term:016d}.snap"
 
 
-def list_snapshots(directory: Path) -> list[tuple[int, int, Path]]:
+def list_snapshots(directory: Path, disk: Disk = OS_DISK) -> list[tuple[int, int, Path]]:
     """Every snapshot file as (index, term, path), oldest first."""
     found = []
-    for path in directory.iterdir():
-        match = _NAME.match(path.name)
+    for name in disk.list_dir(directory):
+        match = _NAME.match(name)
         if match:
-            found.append((int(match.group(1)), int(match.group(2)), path))
+            found.append((int(match.group(1)), int(match.group(2)), directory / name))
     return sorted(found)
 
 
@@ -53,16 +53,18 @@ def encode_snapshot_file(snapshot: Snapshot) -> bytes:
     return _HEADER.pack(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, zlib.crc32(body), len(body)) + body
 
 
-def write_snapshot_file(directory: Path, snapshot: Snapshot) -> Path:
+def write_snapshot_file(directory: Path, snapshot: Snapshot, disk: Disk = OS_DISK) -> Path:
     """Write durably via temp file + fsync + rename + directory fsync."""
     final = directory / snapshot_name(snapshot.meta.index, snapshot.meta.term)
     temp = final.with_name(final.name + TEMP_SUFFIX)
-    with temp.open("wb") as stream:
+    stream = disk.create(temp, exclusive=False)
+    try:
         stream.write(encode_snapshot_file(snapshot))
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temp, final)
-    fsync_dir(directory)
+        stream.fsync()  # the bytes first: a durable name must never point at a torn file
+    finally:
+        stream.close()
+    disk.rename(temp, final)
+    disk.fsync_dir(directory)
     return final
 
 
@@ -80,10 +82,10 @@ def _body(path: Path, data: bytes) -> bytes:
     return body
 
 
-def read_snapshot_file(path: Path) -> Snapshot:
+def read_snapshot_file(path: Path, disk: Disk = OS_DISK) -> Snapshot:
     """Read and verify one snapshot file."""
     try:
-        data = path.read_bytes()
+        data = disk.read(path)
     except FileNotFoundError:
         raise SnapshotCorruptionError(path, "missing") from None
     body = _body(path, data)
@@ -98,11 +100,12 @@ def read_snapshot_file(path: Path) -> Snapshot:
     return Snapshot(meta=meta, data=body[start + meta_len :])
 
 
-def remove_temp_files(directory: Path) -> list[Path]:
+def remove_temp_files(directory: Path, disk: Disk = OS_DISK) -> list[Path]:
     """Delete leftovers of interrupted snapshot writes; returns what was removed."""
-    removed = [p for p in directory.iterdir() if p.name.endswith(TEMP_SUFFIX)]
+    names = sorted(name for name in disk.list_dir(directory) if name.endswith(TEMP_SUFFIX))
+    removed = [directory / name for name in names]
     for path in removed:
-        path.unlink()
+        disk.remove(path)
     return removed
 
 

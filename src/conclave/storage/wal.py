@@ -15,12 +15,12 @@ Recovery rules (applied by `scan_segment`):
   end of the file looks exactly like a torn tail and is truncated as one.
 """
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from conclave.storage.disk import Disk, OsDisk
 from conclave.storage.errors import WalCorruptionError
 from conclave.storage.records import (
     MAX_RECORD_PAYLOAD,
@@ -36,6 +36,8 @@ from conclave.storage.records import (
 )
 
 _SEGMENT_NAME: Final = re.compile(r"^wal-(\d{16})\.log$")
+# The real file system, for callers that pass no `Disk` (the CLI, the tests, production).
+OS_DISK: Final = OsDisk()
 
 
 def segment_name(first_seq: int) -> str:
@@ -43,23 +45,19 @@ def segment_name(first_seq: int) -> str:
     return f"wal-{first_seq:016d}.log"
 
 
-def list_segments(directory: Path) -> list[tuple[int, Path]]:
+def list_segments(directory: Path, disk: Disk = OS_DISK) -> list[tuple[int, Path]]:
     """Every segment in `directory` as (first sequence number, path), in replay order."""
     found = []
-    for path in directory.iterdir():
-        match = _SEGMENT_NAME.match(path.name)
+    for name in disk.list_dir(directory):
+        match = _SEGMENT_NAME.match(name)
         if match:
-            found.append((int(match.group(1)), path))
+            found.append((int(match.group(1)), directory / name))
     return sorted(found)
 
 
-def fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path, disk: Disk = OS_DISK) -> None:
     """Make creations, renames and removals in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    disk.fsync_dir(directory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +132,9 @@ def _read_record(path: Path, data: bytes, offset: int) -> ScannedRecord:
     return ScannedRecord(offset, end - offset, RecordType(type_byte), item)
 
 
-def scan_segment(path: Path, first_seq: int, *, is_last: bool) -> SegmentScan:
+def scan_segment(path: Path, first_seq: int, *, is_last: bool, disk: Disk = OS_DISK) -> SegmentScan:
     """Decode a whole segment; a torn tail is allowed only when `is_last`."""
-    data = path.read_bytes()
+    data = disk.read(path)
     if len(data) < SEGMENT_HEADER.size:
         if not is_last:
             raise WalCorruptionError(path, 0, "segment shorter than its header")
@@ -158,16 +156,17 @@ def scan_segment(path: Path, first_seq: int, *, is_last: bool) -> SegmentScan:
     return SegmentScan(path, first_seq, len(data), tuple(records), None)
 
 
-def scan_directory(directory: Path) -> list[SegmentScan]:
+def scan_directory(directory: Path, disk: Disk = OS_DISK) -> list[SegmentScan]:
     """Scan every segment in replay order (raises on corruption; never writes)."""
-    segments = list_segments(directory)
+    segments = list_segments(directory, disk)
     return [
-        scan_segment(path, seq, is_last=i == len(segments) - 1)
+        scan_segment(path, seq, is_last=i == len(segments) - 1, disk=disk)
         for i, (seq, path) in enumerate(segments)
     ]
 
 
 __all__ = [
+    "OS_DISK",
     "ScannedRecord",
     "SegmentScan",
     "TornTail",
