@@ -283,6 +283,23 @@ class KVStateMachine:
             version=current.version if current else None,
         )
 
+    def write_change(self, key: str, value: str | None) -> int:
+        """Put (or delete, for None) one key on behalf of another replicated machine.
+
+        Used by the decision layer to execute an approved change inside its own log entry (no
+        session, no result cache). Raises ValueError when the key or value breaks a limit;
+        returns the store revision afterwards.
+        """
+        command: Command = Put(key=key, value=value) if value is not None else Delete(key=key)
+        too_large = self._check_sizes(command)
+        if too_large is not None:
+            raise ValueError(too_large.message)
+        if value is None:
+            self._delete(key)
+        else:
+            self._put(key, value)
+        return self._state.revision
+
     # ------------------------------------------------------------------------ queries
 
     @overload
