@@ -28,13 +28,12 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, Literal, TypeVar
 
 from conclave.apps.kv import (
     SESSIONLESS,
     CasResult,
     Command,
-    CommandResult,
     CompareAndSet,
     Delete,
     DeleteResult,
@@ -49,6 +48,7 @@ from conclave.apps.kv import (
     Request,
 )
 from conclave.apps.kv.codec import KVDecodeError, decode_request, encode_request
+from conclave.apps.router import DecisionApplied, NodeStateMachine, encode_decision
 from conclave.consensus.raft import (
     ConfChange,
     ConfChangeOp,
@@ -61,6 +61,8 @@ from conclave.core.effects import Entry, EntryKind, HardState, ReadState
 from conclave.core.env import CoreEnv
 from conclave.core.errors import NotLeader, ProposalDropped, RemoteInputError
 from conclave.core.ids import NO_NODE, LogIndex, NodeId
+from conclave.decision.commands import DecisionCommand, Expire, Stamped
+from conclave.decision.machine import DecisionMachine, Result, Status
 from conclave.runtime.driver import Driver
 from conclave.runtime.settings import MemberAddress, NodeSettings, parse_address
 from conclave.runtime.transport import TcpPeerTransport
@@ -89,11 +91,11 @@ class NodeStopped(Exception):
 @dataclass(slots=True)
 class _ProposalWaiter:
     term: int
-    future: "asyncio.Future[CommandResult | None]"
+    future: "asyncio.Future[object]"
 
 
-class _ObservedKV(KVStateMachine):
-    """The KV store, telling the node when a snapshot replaces its state."""
+class _ObservedMachine(NodeStateMachine):
+    """The node's state machines, telling the node when a snapshot replaces their state."""
 
     def __init__(self, settings: KVSettings, on_restore: Callable[[], None]) -> None:
         super().__init__(settings)
@@ -132,7 +134,7 @@ class ConclaveNode:
     def __init__(self, settings: NodeSettings, logger: logging.Logger | None = None) -> None:
         self.settings = settings
         self.log = logger or logging.getLogger(f"conclave.node.{settings.node_id}")
-        self.kv = _ObservedKV(settings.kv, on_restore=self._on_snapshot_restored)
+        self.machine = _ObservedMachine(settings.kv, on_restore=self._on_snapshot_restored)
         self._published_revision = 0
         self.watch = WatchHub(
             history_events_max=settings.watch_history_events_max,
@@ -155,6 +157,9 @@ class ConclaveNode:
         self._stopped = asyncio.Event()
         self._changed = asyncio.Event()  # set after every drain; waiters re-check conditions
         self._was_leader = False
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._expiry_due_ms = 0
+        self._background: set[asyncio.Task[None]] = set()
         self._removed = False
 
     # -- life cycle -----------------------------------------------------------------------
@@ -186,11 +191,11 @@ class ConclaveNode:
             core=core,
             storage=storage,
             transport=self._transport,
-            state_machine=self.kv,
+            state_machine=self.machine,
             on_applied=self._on_applied,
             on_read_ready=self._on_read_ready,
         )
-        self.kv.observing = True
+        self.machine.observing = True
         await self._transport.start()
         self.started_at = time.monotonic()
         self._ticker = asyncio.create_task(self._tick_forever(), name="conclave-ticker")
@@ -208,6 +213,9 @@ class ConclaveNode:
                 await self._ticker
         if self._transport is not None:
             await self._transport.close()
+        self._cancel_expiry()
+        for task in list(self._background):
+            task.cancel()
         self._fail_waiters(NodeStopped("the node is stopping"))
         self.watch.close("the node is stopping")
         if self._storage is not None:
@@ -233,7 +241,7 @@ class ConclaveNode:
         fresh = stable.snapshot is None and not stable.entries and stable.hard_state == HardState()
         if not fresh:
             if stable.snapshot is not None and stable.snapshot.meta.index > 0:
-                self.kv.restore(stable.snapshot.data, stable.snapshot.meta.index)
+                self.machine.restore(stable.snapshot.data, stable.snapshot.meta.index)
             self.log.info("restarting from the WAL (node %d)", s.node_id)
             return RaftNode.restore(config, env, stable)
         if s.join:
@@ -286,6 +294,10 @@ class ConclaveNode:
             self._fail_reads(NotLeader(core.leader_id))
             assert self._driver is not None
             self._driver.drop_pending_reads()
+        if is_leader and not self._was_leader:
+            self._schedule_expiry()
+        elif not is_leader and self._was_leader:
+            self._cancel_expiry()
         self._was_leader = is_leader
         self._fail_skipped_proposals()
         self._maybe_compact()
@@ -296,9 +308,18 @@ class ConclaveNode:
         core = self.core
         applied = self.kv.applied_index
         if applied - core.snapshot_meta.index >= self.settings.snapshot_entries:
-            core.compact(applied, self.kv.snapshot())
+            core.compact(applied, self.machine.snapshot())
             self.log.info("compacted the log at index %d", applied)
             self._kick()
+
+    @property
+    def kv(self) -> KVStateMachine:
+        """The KV store (replaced as a whole when a snapshot is installed)."""
+        return self.machine.kv
+
+    @property
+    def decisions(self) -> DecisionMachine:
+        return self.machine.decisions
 
     @property
     def core(self) -> RaftNode:
@@ -330,7 +351,7 @@ class ConclaveNode:
         waiter = self._proposals.pop(entry.index, None)
         if waiter is not None and not waiter.future.done():
             if waiter.term == entry.term:
-                waiter.future.set_result(cast(CommandResult | None, result))
+                waiter.future.set_result(result)
             else:
                 waiter.future.set_exception(ProposalDropped("overwritten by a new leader"))
         if entry.kind is EntryKind.CONF_CHANGE:
@@ -339,6 +360,9 @@ class ConclaveNode:
             self._publish_change(entry, result)
 
     def _publish_change(self, entry: Entry, result: object) -> None:
+        if isinstance(result, DecisionApplied):
+            self._publish_decision(result)
+            return
         # A write moves the revision by exactly one; a cached retry does not move it.
         revision = self.kv.revision
         if revision <= self._published_revision:
@@ -356,6 +380,16 @@ class ConclaveNode:
         self.watch.publish(event)
         if event.key.startswith(MEMBER_KEY_PREFIX):
             self._on_directory_change(event)
+
+    def _publish_decision(self, applied: DecisionApplied) -> None:
+        for key, value, revision in applied.writes:
+            self._published_revision = revision
+            kind: Literal["put", "delete"] = "put" if value is not None else "delete"
+            event = ChangeEvent(kind, key, value, revision)
+            self.watch.publish(event)
+            if key.startswith(MEMBER_KEY_PREFIX):
+                self._on_directory_change(event)
+        self._schedule_expiry()
 
     def _on_snapshot_restored(self) -> None:
         """A leader's snapshot replaced the store: history restarts, the directory reloads."""
@@ -451,13 +485,67 @@ class ConclaveNode:
         data = encode_request(Request(client_id=client_id, seq=seq, command=command))
         return await self._propose_and_wait(data)
 
-    async def _propose_and_wait(self, data: bytes) -> CommandResult | None:
+    async def _propose_and_wait(self, data: bytes) -> object:
         self._check_running()
         ticket = self.core.propose(data)  # raises NotLeader / ProposalDropped
-        future: asyncio.Future[CommandResult | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._proposals[ticket.index] = _ProposalWaiter(ticket.term, future)
         self._kick()
         return await self._within_timeout(future, "the write")
+
+    async def decide(self, command: DecisionCommand) -> Result:
+        """Propose a decision command stamped with this leader's clock; the machine's answer.
+
+        Only the leader stamps (followers forward), so the times in the log come from the
+        leader of their term; the machine keeps them monotonic across leaders.
+        """
+        stamped = Stamped(at_ms=int(time.time() * 1000), command=command)
+        applied = await self._propose_and_wait(encode_decision(stamped))
+        if not isinstance(applied, DecisionApplied):
+            raise TypeError("a decision entry must yield a DecisionApplied")
+        return applied.result
+
+    def _schedule_expiry(self) -> None:
+        """On the leader, propose an Expire just after the earliest open deadline (no polling)."""
+        if self._stopped.is_set() or self._core is None or self.core.role is not Role.LEADER:
+            self._cancel_expiry()
+            return
+        deadlines = [
+            r.proposal.deadline_ms
+            for r in self.decisions.proposals.values()
+            if r.status is Status.OPEN
+        ]
+        if not deadlines:
+            self._cancel_expiry()
+            return
+        due_ms = min(deadlines) + 1
+        if self._expiry_due_ms == due_ms:
+            return
+        self._cancel_expiry()
+        delay = max(0.0, due_ms / 1000 - time.time())
+        self._expiry_due_ms = due_ms
+        loop = asyncio.get_running_loop()
+        self._expiry_timer = loop.call_later(delay, self._fire_expiry)
+
+    def _cancel_expiry(self) -> None:
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        self._expiry_timer = None
+        self._expiry_due_ms = 0
+
+    def _fire_expiry(self) -> None:
+        self._expiry_timer = None
+        self._expiry_due_ms = 0
+        task = asyncio.get_running_loop().create_task(self._propose_expire())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _propose_expire(self) -> None:
+        try:
+            await self.decide(Expire())
+        except (NotLeader, ProposalDropped, OutcomeUnknown, NodeStopped) as exc:
+            self.log.info("expiry proposal not made: %r", exc)
+        self._schedule_expiry()
 
     async def read_barrier(self) -> None:
         """Wait until a linearizable read may be served locally (ReadIndex on the leader)."""
@@ -581,7 +669,7 @@ class ConclaveNode:
     async def _propose_conf_change(self, change: ConfChange) -> None:
         self._check_running()
         ticket = self.core.propose_conf_change(change)
-        future: asyncio.Future[CommandResult | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._proposals[ticket.index] = _ProposalWaiter(ticket.term, future)
         self._kick()
         await self._within_timeout(future, "the membership change")
