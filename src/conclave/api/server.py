@@ -18,13 +18,15 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
 
+from conclave.api.decisions import DecisionApi, add_routes
 from conclave.api.errors import ApiError
+from conclave.api.inputs import check_query, consistency, json_body, query_int
 from conclave.apps.kv import (
     SESSIONLESS,
     CasResult,
@@ -57,63 +59,10 @@ REQUEST_ID_HEADER: Final = "Conclave-Request-Id"
 KEEP_ALIVE_SECONDS: Final = 5.0
 _FORWARD_TIMEOUT_MARGIN_SECONDS: Final = 1.0
 _NODE_KEY: Final = web.AppKey("node", ConclaveNode)
-_SESSION_KEY: Final = web.AppKey("forward_session", aiohttp.ClientSession)
+FORWARD_SESSION: Final = web.AppKey("forward_session", aiohttp.ClientSession)
 _LOG = logging.getLogger("conclave.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-# -- input parsing ---------------------------------------------------------------------------
-
-
-def _check_query(request: web.Request, allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(request.query) - set(allowed))
-    if unknown:
-        raise ApiError("unknown_field", f"unknown query parameter(s): {', '.join(unknown)}")
-
-
-def _query_int(request: web.Request, name: str, minimum: int) -> int | None:
-    text = request.query.get(name)
-    if text is None:
-        return None
-    if not text.isdigit() or not minimum <= int(text) <= ID_MAX:
-        raise ApiError("invalid_argument", f"{name} must be an integer in [{minimum}, {ID_MAX}]")
-    return int(text)
-
-
-def _consistency(request: web.Request) -> bool:
-    """True for linearizable (the default)."""
-    value = request.query.get("consistency", "linearizable")
-    if value not in ("linearizable", "serializable"):
-        raise ApiError("invalid_argument", "consistency must be linearizable or serializable")
-    return value == "linearizable"
-
-
-async def _json_body(request: web.Request, allowed: Mapping[str, type | tuple[type, ...]]) -> Any:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError("invalid_json", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError("invalid_json", "the body must be a JSON object")
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise ApiError("unknown_field", f"unknown field(s): {', '.join(unknown)}")
-    for name, kinds in allowed.items():
-        if name in body and body[name] is not None:
-            value = body[name]
-            if isinstance(value, bool) and bool not in _as_tuple(kinds):
-                raise ApiError("invalid_argument", f"{name} has the wrong type")
-            if not isinstance(value, kinds):
-                raise ApiError("invalid_argument", f"{name} has the wrong type")
-    return body
-
-
-def _as_tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kinds if isinstance(kinds, tuple) else (kinds,)
 
 
 def _text_size(value: str) -> int:
@@ -212,7 +161,7 @@ class Api:
 
     # -- forwarding ---------------------------------------------------------------------
 
-    async def _leader_only(
+    async def leader_only(
         self, request: web.Request, action: Callable[[], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         """Run `action` here if this node leads; otherwise forward or answer not_leader."""
@@ -237,9 +186,9 @@ class Api:
         return await self._proxy(request, leader_api)
 
     async def _proxy(self, request: web.Request, leader_api: str) -> web.Response:
-        session = request.app[_SESSION_KEY]
+        session = request.app[FORWARD_SESSION]
         headers = {FORWARDED_HEADER: str(self.node.settings.node_id)}
-        for name in (REQUEST_ID_HEADER, "Content-Type"):
+        for name in (REQUEST_ID_HEADER, "Content-Type", "Authorization"):
             if name in request.headers:
                 headers[name] = request.headers[name]
         timeout = self.node.settings.request_timeout_seconds + _FORWARD_TIMEOUT_MARGIN_SECONDS
@@ -268,13 +217,13 @@ class Api:
 
     async def put_key(self, request: web.Request) -> web.StreamResponse:
         node = self.node
-        _check_query(request, ("prev_revision", "prev_value"))
+        check_query(request, ("prev_revision", "prev_value"))
         key = _checked_key(node, request.match_info["key"], writing=True)
-        body = await _json_body(request, {"value": str})
+        body = await json_body(request, {"value": str})
         if "value" not in body:
             raise ApiError("invalid_argument", 'the body must be {"value": "<string>"}')
         value = _checked_value(node, "value", body["value"])
-        prev_revision = _query_int(request, "prev_revision", 0)
+        prev_revision = query_int(request, "prev_revision", 0)
         prev_value = request.query.get("prev_value")
         if prev_revision is not None and prev_value is not None:
             raise ApiError("invalid_argument", "give prev_revision or prev_value, not both")
@@ -293,9 +242,9 @@ class Api:
         return await self._write(request, key, command)
 
     async def delete_key(self, request: web.Request) -> web.StreamResponse:
-        _check_query(request, ())
+        check_query(request, ())
         key = _checked_key(self.node, request.match_info["key"], writing=True)
-        await _json_body(request, {})
+        await json_body(request, {})
         return await self._write(request, key, Delete(key=key))
 
     async def _write(self, request: web.Request, key: str, command: Command) -> web.StreamResponse:
@@ -305,19 +254,19 @@ class Api:
             result = await self.node.write(command, client_id, seq)
             return _write_answer(key, result)
 
-        return await self._leader_only(request, run)
+        return await self.leader_only(request, run)
 
     async def get_key(self, request: web.Request) -> web.StreamResponse:
-        _check_query(request, ("consistency",))
+        check_query(request, ("consistency",))
         key = _checked_key(self.node, request.match_info["key"], writing=False)
-        linearizable = _consistency(request)
+        linearizable = consistency(request)
 
         async def run() -> web.StreamResponse:
             if linearizable:
                 await self.node.read_barrier()
             return self._get_answer(key, self.node.get_local(key))
 
-        return await self._leader_only(request, run)
+        return await self.leader_only(request, run)
 
     def _get_answer(self, key: str, result: GetResult) -> web.Response:
         if result.value is None:
@@ -334,11 +283,11 @@ class Api:
         )
 
     async def range_keys(self, request: web.Request) -> web.StreamResponse:
-        _check_query(request, ("prefix", "after", "limit", "consistency"))
+        check_query(request, ("prefix", "after", "limit", "consistency"))
         prefix = request.query.get("prefix", "")
         after = request.query.get("after")
-        limit = _query_int(request, "limit", 1)
-        linearizable = _consistency(request)
+        limit = query_int(request, "limit", 1)
+        linearizable = consistency(request)
         try:
             query = Range(prefix=prefix, after=after, limit=limit)
         except (TypeError, ValueError) as exc:
@@ -353,14 +302,14 @@ class Api:
                 del item["revision"]
             return web.json_response({"revision": page.revision, "items": items, "more": page.more})
 
-        return await self._leader_only(request, run)
+        return await self.leader_only(request, run)
 
     # -- watch ----------------------------------------------------------------------------
 
     async def watch(self, request: web.Request) -> web.StreamResponse:
-        _check_query(request, ("prefix", "from_revision"))
+        check_query(request, ("prefix", "from_revision"))
         prefix = request.query.get("prefix", "")
-        from_revision = _query_int(request, "from_revision", 1)
+        from_revision = query_int(request, "from_revision", 1)
         last_event_id = request.headers.get("Last-Event-ID")
         if last_event_id is not None:
             if not last_event_id.isdigit():
@@ -403,12 +352,12 @@ class Api:
     # -- cluster --------------------------------------------------------------------------
 
     async def status(self, request: web.Request) -> web.StreamResponse:
-        _check_query(request, ())
+        check_query(request, ())
         return web.json_response(self.node.status())
 
     async def add_member(self, request: web.Request) -> web.StreamResponse:
-        _check_query(request, ())
-        body = await _json_body(
+        check_query(request, ())
+        body = await json_body(
             request, {"id": int, "peer_address": str, "api_address": str, "learner": bool}
         )
         for name in ("id", "peer_address", "api_address"):
@@ -426,10 +375,10 @@ class Api:
             voter = await self.node.add_member(member, learner_only=learner_only)
             return web.json_response({"id": member.id, "voter": voter})
 
-        return await self._leader_only(request, run)
+        return await self.leader_only(request, run)
 
     async def remove_member(self, request: web.Request) -> web.StreamResponse:
-        _check_query(request, ())
+        check_query(request, ())
         id_text = request.match_info["id"]
         if not id_text.isdigit() or int(id_text) < 1:
             raise ApiError("invalid_argument", "the member id must be a positive integer")
@@ -439,11 +388,11 @@ class Api:
             await self.node.remove_member(node_id)
             return web.json_response({"id": node_id, "removed": True})
 
-        return await self._leader_only(request, run)
+        return await self.leader_only(request, run)
 
     async def transfer_leader(self, request: web.Request) -> web.StreamResponse:
-        _check_query(request, ())
-        body = await _json_body(request, {"to": int})
+        check_query(request, ())
+        body = await json_body(request, {"to": int})
         target = body.get("to")
         if target is not None and target < 1:
             raise ApiError("invalid_argument", "to must be a positive node id")
@@ -452,7 +401,7 @@ class Api:
             leader = await self.node.transfer_leadership(target)
             return web.json_response({"leader": leader})
 
-        return await self._leader_only(request, run)
+        return await self.leader_only(request, run)
 
     async def healthz(self, request: web.Request) -> web.StreamResponse:
         del request
@@ -505,7 +454,7 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
 
 async def _forward_session(app: web.Application) -> Any:
     async with aiohttp.ClientSession() as session:
-        app[_SESSION_KEY] = session
+        app[FORWARD_SESSION] = session
         yield
 
 
@@ -528,6 +477,7 @@ def build_app(node: ConclaveNode) -> web.Application:
     app.router.add_route("POST", "/v1/leader/transfer", api.transfer_leader)
     app.router.add_route("GET", "/healthz", api.healthz)
     app.router.add_route("GET", "/readyz", api.readyz)
+    add_routes(app, DecisionApi(node, api.leader_only, json_body, FORWARD_SESSION))
     return app
 
 

@@ -6,6 +6,7 @@ Sub-commands live in their own modules and are mounted here.
 import typer
 
 from conclave.cli import cluster as cluster_cmd
+from conclave.cli import decide as decide_cmd
 from conclave.cli import demo as demo_cmd
 from conclave.cli import ops as ops_cmd
 from conclave.cli import serve as serve_cmd
@@ -27,6 +28,10 @@ app.add_typer(ops_cmd.kv_app, name="kv")
 app.add_typer(ops_cmd.member_app, name="member")
 app.add_typer(ops_cmd.leader_app, name="leader")
 app.command("status")(ops_cmd.status)
+app.add_typer(decide_cmd.kinds_app, name="kinds")
+app.add_typer(decide_cmd.decisions_app, name="decisions")
+app.command("propose")(decide_cmd.propose)
+app.command("vote")(decide_cmd.vote)
 
 
 def main() -> None:

@@ -88,6 +88,12 @@ def serve(
     tls_cert: Path | None = typer.Option(None, help="Node certificate for mutual TLS."),
     tls_key: Path | None = typer.Option(None, help="Node private key for mutual TLS."),
     tls_ca: Path | None = typer.Option(None, help="CA certificate for mutual TLS."),
+    token: list[str] | None = typer.Option(
+        None, "--token", help="An API token for decisions, TOKEN=PRINCIPAL (repeat)."
+    ),
+    admin: list[str] | None = typer.Option(
+        None, "--admin", help="A principal allowed to declare decision kinds (repeat)."
+    ),
     config: Path | None = typer.Option(None, "--config", help="TOML file of settings."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
@@ -107,6 +113,8 @@ def serve(
         "tls_cert": tls_cert,
         "tls_key": tls_key,
         "tls_ca": tls_ca,
+        "tokens": token or None,
+        "admins": admin or None,
     }
     try:
         settings = load_settings(flags, config_file=config, environ=os.environ)

@@ -351,7 +351,7 @@ class DecisionMachine:
         config = self.kinds[record.proposal.kind]
         if command.voter not in {m.principal for m in config.electorate}:
             return self._refuse("not_a_voter", f"{command.voter} may not vote on {pid}", pid)
-        policy = self._policy(record)
+        policy = self.effective_policy(record)
         own = command.voter == record.proposal.proposer
         if own and command.choice is VoteChoice.APPROVE and not policy.proposer_may_approve:
             return self._refuse("own_proposal", "the proposer may not approve their own", pid)
@@ -373,7 +373,7 @@ class DecisionMachine:
         self._evaluate(record)
         return Accepted(pid, record.status)
 
-    def _policy(self, record: ProposalRecord) -> Policy:
+    def effective_policy(self, record: ProposalRecord) -> Policy:
         policy = self.kinds[record.proposal.kind].policy
         if record.escalated:
             # Escalation: unanimity of the same electorate, same other rules.
@@ -383,7 +383,9 @@ class DecisionMachine:
     def _evaluate(self, record: ProposalRecord) -> None:
         config = self.kinds[record.proposal.kind]
         votes = {voter: vote.choice for voter, vote in sorted(record.votes.items())}
-        verdict = evaluate(self._policy(record), config.electorate, record.proposal.proposer, votes)
+        verdict = evaluate(
+            self.effective_policy(record), config.electorate, record.proposal.proposer, votes
+        )
         record.verdict = verdict.reason
         if verdict.outcome is Outcome.APPROVED:
             self._approve(record)
@@ -444,7 +446,9 @@ class DecisionMachine:
     def _still_approved(self, record: ProposalRecord) -> bool:
         config = self.kinds[record.proposal.kind]
         votes = {voter: vote.choice for voter, vote in sorted(record.votes.items())}
-        verdict = evaluate(self._policy(record), config.electorate, record.proposal.proposer, votes)
+        verdict = evaluate(
+            self.effective_policy(record), config.electorate, record.proposal.proposer, votes
+        )
         record.verdict = verdict.reason
         return verdict.outcome is Outcome.APPROVED
 

@@ -92,6 +92,26 @@ def _member(item: Any) -> MemberAddress:
     raise ValueError("a member is 'ID=PEER_HOST:PORT,API_HOST:PORT' or {id, peer, api}")
 
 
+def _tokens(value: Any) -> tuple[tuple[str, str], ...]:
+    """`TOKEN=PRINCIPAL` items (a list, or `;`-separated text), or a TOML table."""
+    if isinstance(value, dict):
+        pairs = [(_text(t), _text(p)) for t, p in value.items()]
+    else:
+        items = value.split(";") if isinstance(value, str) else list(value)
+        pairs = []
+        for item in items:
+            token, sep, principal = _text(item).partition("=")
+            if not sep or not token or not principal:
+                raise ValueError("a token is TOKEN=PRINCIPAL")
+            pairs.append((token.strip(), principal.strip()))
+    return tuple(sorted(pairs))
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(sorted({_text(item).strip() for item in items}))
+
+
 KEYS: Final[dict[str, _Key]] = {
     "node_id": _Key(_int, "this node's id (a positive integer)"),
     "data_dir": _Key(_path, "the data folder (a node keeps its WAL in DATA/node-<id>)"),
@@ -110,6 +130,8 @@ KEYS: Final[dict[str, _Key]] = {
     "tls_cert": _Key(_path, "this node's certificate (PEM) for mutual TLS between nodes"),
     "tls_key": _Key(_path, "this node's private key (PEM)"),
     "tls_ca": _Key(_path, "the CA certificate (PEM) that signs every node's certificate"),
+    "tokens": _Key(_tokens, "API tokens of the decision endpoints, TOKEN=PRINCIPAL each"),
+    "admins": _Key(_names, "principals allowed to declare decision kinds"),
 }
 _TLS_KEYS: Final = ("tls_cert", "tls_key", "tls_ca")
 

@@ -41,11 +41,16 @@ def free_port() -> int:
 
 
 def http_json(
-    method: str, url: str, body: object | None = None, timeout_seconds: float = 2.0
+    method: str,
+    url: str,
+    body: object | None = None,
+    timeout_seconds: float = 2.0,
+    token: str | None = None,
 ) -> tuple[int, Any]:
     """One HTTP request with a JSON body and answer; (status, parsed body)."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http only
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout_seconds) as response:  # noqa: S310
             return response.status, json.loads(response.read() or b"null")

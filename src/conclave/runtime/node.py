@@ -306,7 +306,7 @@ class ConclaveNode:
 
     def _maybe_compact(self) -> None:
         core = self.core
-        applied = self.kv.applied_index
+        applied = self.machine.applied_index
         if applied - core.snapshot_meta.index >= self.settings.snapshot_entries:
             core.compact(applied, self.machine.snapshot())
             self.log.info("compacted the log at index %d", applied)
@@ -399,7 +399,7 @@ class ConclaveNode:
         if self._transport is not None:
             for node_id, address in self._peer_addresses().items():
                 self._transport.set_peer(node_id, address)
-        self.log.info("installed a snapshot at index %d", self.kv.applied_index)
+        self.log.info("installed a snapshot at index %d", self.machine.applied_index)
 
     def _on_directory_change(self, event: ChangeEvent) -> None:
         id_text = event.key[len(MEMBER_KEY_PREFIX) :]
@@ -435,7 +435,7 @@ class ConclaveNode:
             future.set_result(read.index)
 
     def _fail_skipped_proposals(self) -> None:
-        applied = self.kv.applied_index
+        applied = self.machine.applied_index
         for index in [i for i in self._proposals if i <= applied]:
             waiter = self._proposals.pop(index)
             if not waiter.future.done():
@@ -703,7 +703,7 @@ class ConclaveNode:
             "leader": leader if leader != NO_NODE else None,
             "leader_api": leader_api,
             "commit_index": core.commit_index,
-            "applied_index": self.kv.applied_index,
+            "applied_index": self.machine.applied_index,
             "last_index": last,
             "snapshot_index": core.snapshot_meta.index,
             "revision": self.kv.revision,
@@ -723,7 +723,7 @@ class ConclaveNode:
         return (
             core.leader_id != NO_NODE
             and core.initialized
-            and self.kv.applied_index >= core.commit_index
+            and self.machine.applied_index >= core.commit_index
             and not self._removed
         )
 

@@ -95,6 +95,9 @@ class NodeSettings:
     watch_history_events_max: int = 10_000
     watch_queue_events_max: int = 10_000
     tls: TlsSettings | None = None
+    # API tokens of the decision endpoints: (token, principal). Admins may declare kinds.
+    tokens: tuple[tuple[str, str], ...] = ()
+    admins: tuple[str, ...] = ()
     kv: KVSettings = field(default_factory=KVSettings)
 
     def __post_init__(self) -> None:
@@ -136,10 +139,18 @@ class NodeSettings:
         ):
             if getattr(self, name) < 1:
                 out.append(f"{name} must be at least 1")
+        tokens = [token for token, _ in self.tokens]
+        if len(set(tokens)) != len(tokens):
+            out.append("an API token is listed twice")
+        if any(len(token) < 8 for token in tokens):
+            out.append("API tokens must be at least 8 characters")
         for name in ("request_timeout_seconds", "member_catch_up_timeout_seconds"):
             if getattr(self, name) <= 0:
                 out.append(f"{name} must be positive")
         return out
+
+    def principal_of(self, token: str) -> str | None:
+        return next((principal for t, principal in self.tokens if t == token), None)
 
     def member(self, node_id: NodeId) -> MemberAddress | None:
         return next((m for m in self.members if m.id == node_id), None)
