@@ -12,13 +12,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any, Final
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from conclave.client import Client
-from conclave.runtime.local_cluster import LocalCluster
+from conclave.runtime.local_cluster import LocalCluster, http_json
 from conclave.runtime.tls import generate_dev_certs, node_cert_file
 
 app = typer.Typer(help="Run a local cluster.", no_args_is_help=True)
@@ -121,6 +122,85 @@ def _converged(cluster: LocalCluster) -> bool:
     return None not in statuses and len({s["applied_index"] for s in statuses if s}) == 1
 
 
+# Demo principals: three voters, two services that propose, one admin. Tokens are demo-only.
+_DEMO_TOKENS: Final = {
+    p: f"demo-token-{p}" for p in ("ann", "bob", "cyd", "checkout", "billing", "ops")
+}
+_DEMO_AUTH: Final = (
+    *(arg for p, t in _DEMO_TOKENS.items() for arg in ("--token", f"{t}={p}")),
+    "--admin",
+    "ops",
+)
+
+
+def _api(cluster: LocalCluster, method: str, path: str, body: object, who: str | None) -> Any:
+    """One API call as `who` through any live node; a refused call ends the demo."""
+    token = _DEMO_TOKENS[who] if who else None
+    for node_id in cluster.running():
+        try:
+            code, answer = http_json(method, cluster.url(node_id, path), body, 10.0, token)
+        except OSError:
+            continue
+        if code >= 400:
+            raise typer.Exit(_fail(f"{method} {path} answered {code}: {answer}"))
+        return answer
+    raise typer.Exit(_fail("no node answered"))
+
+
+def _fail(text: str) -> int:
+    Console().print(f"[red]FAILED:[/red] {text}")
+    return 1
+
+
+def _vote(console: Console, cluster: LocalCluster, pid: str, who: str, why: str) -> str:
+    body = {"choice": "approve", "justification": why}
+    status: str = _api(cluster, "POST", f"/v1/proposals/{pid}/votes", body, who)["status"]
+    console.print(f"      {who} approves {pid} ({why}) -> {status}")
+    return status
+
+
+def _decision_story(console: Console, cluster: LocalCluster) -> None:
+    console.rule("6. a decision: two services want different pool sizes")
+    _api(cluster, "PUT", "/v1/kv/config/db.pool_size", {"value": "10"}, None)
+    kind = {
+        "kind": "config",
+        "policy": {"threshold": [2, 3], "proposer_may_approve": False},
+        "electorate": [{"principal": p} for p in ("ann", "bob", "cyd")],
+        "strategy": "priority",
+    }
+    _api(cluster, "POST", "/v1/kinds", kind, "ops")
+    _fact(console, True, "kind 'config': 2/3 of ann, bob, cyd; conflicts resolved by priority")
+    change = {"kind": "config", "deadline_seconds": 120}
+    small = {**change, "changes": {"config/db.pool_size": "20"}, "priority": 1}
+    big = {**change, "changes": {"config/db.pool_size": "50"}, "priority": 5}
+    p_small = _api(cluster, "POST", "/v1/proposals", small, "checkout")["id"]
+    p_big = _api(cluster, "POST", "/v1/proposals", big, "billing")["id"]
+    conflicts = _api(cluster, "GET", "/v1/conflicts", None, None)["conflicts"]
+    _fact(
+        console,
+        len(conflicts) == 1,
+        f"checkout proposed {p_small} (20), billing {p_big} (50): "
+        f"conflict {conflicts[0]['id'] if conflicts else '?'} detected",
+    )
+    _vote(console, cluster, p_small, "ann", "small is safer")
+    lost = _vote(console, cluster, p_small, "bob", "fine by me")
+    _fact(console, lost == "rejected", f"{p_small} reached 2/3 but lost the conflict to priority 5")
+    _vote(console, cluster, p_big, "bob", "billing needs it")
+    done = _vote(console, cluster, p_big, "cyd", "agreed")
+    value = _api(cluster, "GET", "/v1/kv/config/db.pool_size", None, None)["value"]
+    _fact(console, done == "executed" and value == "50", f"{p_big} executed: pool_size = {value}")
+    undo = _api(cluster, "POST", "/v1/proposals", {**change, "rollback_of": p_big}, "checkout")[
+        "id"
+    ]
+    _vote(console, cluster, undo, "ann", "latency went up")
+    _vote(console, cluster, undo, "cyd", "roll back")
+    value = _api(cluster, "GET", "/v1/kv/config/db.pool_size", None, None)["value"]
+    _fact(console, value == "10", f"rollback {undo} executed: pool_size = {value} again")
+    console.rule(f"conclave decisions explain {p_big}")
+    for line in _api(cluster, "GET", f"/v1/decisions/{p_big}/explain", None, None)["lines"]:
+        console.print(f"  {line}", markup=False, highlight=False)
+
+
 @app.command("demo")
 def demo(
     keys: int = typer.Option(100, min=1, max=10_000, help="How many keys to write."),
@@ -128,7 +208,9 @@ def demo(
     """A real 3-node cluster: write, SIGKILL the leader, watch the failover, check the data."""
     console = Console()
     with tempfile.TemporaryDirectory(prefix="conclave-demo-") as data:
-        cluster = LocalCluster(data_dir=Path(data), size=3, extra_args=("--tick-interval-ms", "20"))
+        cluster = LocalCluster(
+            data_dir=Path(data), size=3, extra_args=("--tick-interval-ms", "20", *_DEMO_AUTH)
+        )
         with cluster:
             console.rule("1. three real processes on 127.0.0.1")
             cluster.start()
@@ -174,7 +256,9 @@ def demo(
                 late = client.get("demo/after-failover", consistency="serializable")
             _fact(console, late is not None, "it has the write made while it was down")
 
-            console.rule("6. stop")
+            _decision_story(console, cluster)
+
+            console.rule("7. stop")
         codes = cluster.stop()
         _fact(
             console,
