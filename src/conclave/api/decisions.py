@@ -324,6 +324,50 @@ class DecisionApi:
 
         return await self._read(request, answer)
 
+    async def watch(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent audit events (`id:` is the event's seq); `from_seq` replays."""
+        check_query(request, ("from_seq",))
+        text = request.headers.get("Last-Event-ID") or request.query.get("from_seq", "")
+        if text and not text.isdigit():
+            raise ApiError("invalid_argument", "from_seq must be a positive integer")
+        next_seq = int(text) + (1 if "Last-Event-ID" in request.headers else 0) if text else 0
+        if not next_seq:
+            next_seq = len(self.node.decisions.audit) + 1  # only new events
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        wake = asyncio.Event()
+        self.node.audit_listeners.add(wake)
+        try:
+            await response.prepare(request)
+            await response.write(b": watching decisions\n\n")
+            while self.node.running:
+                for event in self.node.decisions.audit[next_seq - 1 :]:
+                    data = json.dumps(
+                        {
+                            "seq": event.seq,
+                            "index": event.index,
+                            "at_ms": event.at_ms,
+                            "type": event.type,
+                            "proposal_id": event.proposal_id,
+                            "detail": event.detail,
+                        }
+                    )
+                    await response.write(
+                        f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+                    )
+                    next_seq = event.seq + 1
+                wake.clear()
+                try:
+                    await asyncio.wait_for(wake.wait(), 5.0)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.node.audit_listeners.discard(wake)
+        return response
+
     async def explain(self, request: web.Request) -> web.StreamResponse:
         check_query(request, ())
         record = self._record(request)
@@ -370,6 +414,7 @@ def add_routes(app: web.Application, api: DecisionApi) -> None:
     app.router.add_route("POST", "/v1/proposals/{id}/votes", api.vote)
     app.router.add_route("GET", "/v1/decisions/{id}/explain", api.explain)
     app.router.add_route("GET", "/v1/conflicts", api.list_conflicts)
+    app.router.add_route("GET", "/v1/decisions/watch", api.watch)
 
 
 __all__ = ["DecisionApi", "add_routes"]

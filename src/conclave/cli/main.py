@@ -5,6 +5,7 @@ Sub-commands live in their own modules and are mounted here.
 
 import typer
 
+from conclave.cli import certs as certs_cmd
 from conclave.cli import cluster as cluster_cmd
 from conclave.cli import decide as decide_cmd
 from conclave.cli import demo as demo_cmd
@@ -24,6 +25,7 @@ app.add_typer(wal_cmd.app, name="wal")
 app.command("demo")(demo_cmd.demo)
 app.command("serve")(serve_cmd.serve)
 app.add_typer(cluster_cmd.app, name="cluster")
+app.add_typer(certs_cmd.certs_app, name="certs")
 app.add_typer(ops_cmd.kv_app, name="kv")
 app.add_typer(ops_cmd.member_app, name="member")
 app.add_typer(ops_cmd.leader_app, name="leader")

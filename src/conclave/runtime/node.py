@@ -160,6 +160,8 @@ class ConclaveNode:
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._expiry_due_ms = 0
         self._background: set[asyncio.Task[None]] = set()
+        # Decision watchers: each gets a wake-up when the audit trail grows (they read it).
+        self.audit_listeners: set[asyncio.Event] = set()
         self._removed = False
 
     # -- life cycle -----------------------------------------------------------------------
@@ -382,6 +384,8 @@ class ConclaveNode:
             self._on_directory_change(event)
 
     def _publish_decision(self, applied: DecisionApplied) -> None:
+        for listener in self.audit_listeners:
+            listener.set()
         for key, value, revision in applied.writes:
             self._published_revision = revision
             kind: Literal["put", "delete"] = "put" if value is not None else "delete"

@@ -24,12 +24,13 @@ Rules:
   [0.5, 1) from the injected `random.Random`. Messages in flight on a lost connection may be
   lost; messages still queued are sent on the next connection.
 - TLS (optional, `tls=TlsSettings(...)`): mutual TLS >= 1.2 against the cluster CA (see
-  `conclave.runtime.tls`). Both sides connect plain TCP and then upgrade with
-  `StreamWriter.start_tls` before any frame: unlike `start_server(ssl=...)`, which drops a
-  failed handshake silently, this lets us see the failure (the listener pauses reading at
-  accept so no TLS byte reaches the plain stream). The dialler passes
-  `server_hostname=<host of the peer address>`, which the peer's certificate must name
-  (subjectAltName). A TLS failure (wrong
+  `conclave.runtime.tls`). The listener accepts raw sockets itself and runs each handshake with
+  `loop.connect_accepted_socket(ssl=...)`, which raises on failure: `start_server(ssl=...)`
+  drops a failed handshake silently, and upgrading an accepted stream with `start_tls` may
+  lose the client's first bytes to the plain stream (uvloop starts reading at once). This
+  needs a loop with `add_reader` (selector loops, uvloop). The dialler connects TCP, then
+  upgrades with `StreamWriter.start_tls(server_hostname=<host of the peer address>)`, which
+  the peer's certificate must name (subjectAltName). A TLS failure (wrong
   CA, no client certificate, a plain-TCP client on a TLS port, no handshake within
   `handshake_timeout`) closes that connection only, is logged as a warning and counted in
   `tls_handshake_failures` (accepting side: totals only, the peer is unknown before the hello;
@@ -46,13 +47,15 @@ Rules:
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, cast
+from typing import Final
 
 import msgpack
 
@@ -74,6 +77,9 @@ PROTOCOL_VERSION: Final = 1
 _READ_CHUNK: Final = 64 * 1024
 _FRAME_HEADER_BYTES: Final = 4
 _ACCEPT_SETTLE_TURNS: Final = 4
+_LISTEN_BACKLOG: Final = 100  # as asyncio.start_server
+_ACCEPTS_PER_WAKEUP: Final = 100  # bounded: accepting must not starve the other tasks
+_ACCEPT_RETRY_DELAY: Final = 1.0  # after e.g. EMFILE, as asyncio's own servers do
 
 Address = tuple[str, int]
 MessageCallback = Callable[[RaftMessage], None]
@@ -190,6 +196,13 @@ class _Inbound:
     node: NodeId | None = None  # known once the handshake succeeded
 
 
+@dataclass(slots=True, eq=False)
+class _TlsHandshake:
+    sock: socket.socket
+    remote: str
+    handed_over: bool = False  # the socket belongs to a transport: not ours to close
+
+
 async def _close_writer(writer: asyncio.StreamWriter) -> None:
     writer.close()
     with contextlib.suppress(OSError):
@@ -240,7 +253,9 @@ class TcpPeerTransport:
         }
         for peer_id in self._peers:
             self.stats.peers[peer_id] = PeerStats()
-        self._server: asyncio.Server | None = None
+        self._server: asyncio.Server | None = None  # without TLS
+        self._listeners: list[socket.socket] = []  # with TLS, see `_listen_tls`
+        self._handshakes: set[asyncio.Task[None]] = set()
         self._inbound: dict[asyncio.Task[None], _Inbound] = {}
         self._retired: set[asyncio.Task[None]] = set()  # cancelled writers, awaited by close
         self._started = False
@@ -253,16 +268,20 @@ class TcpPeerTransport:
         if self._started:
             raise RuntimeError("transport already started")
         self._started = True
-        self._server = await asyncio.start_server(self._accept, self._host, self._port)
+        if self._server_ssl is None:
+            self._server = await asyncio.start_server(self._accept, self._host, self._port)
+        else:
+            await self._listen_tls()
         for peer in self._peers.values():
             self._start_writer(peer)
 
     @property
     def bound_port(self) -> int:
         """The port actually listened on (useful with port 0)."""
-        if self._server is None or not self._server.sockets:
+        sockets = list(self._server.sockets) if self._server is not None else self._listeners
+        if not sockets:
             raise RuntimeError("transport not listening")
-        port: int = self._server.sockets[0].getsockname()[1]
+        port: int = sockets[0].getsockname()[1]
         return port
 
     async def close(self) -> None:
@@ -281,9 +300,11 @@ class TcpPeerTransport:
             for _ in range(_ACCEPT_SETTLE_TURNS):
                 await asyncio.sleep(0)
             self._server.close()
+        self._stop_listening_tls()
         tasks = [peer.task for peer in self._peers.values() if peer.task is not None]
         tasks.extend(self._inbound)
         tasks.extend(self._retired)
+        tasks.extend(self._handshakes)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -381,9 +402,9 @@ class TcpPeerTransport:
         # asyncio.timeout, not wait_for: wait_for of Python 3.11 may swallow a cancellation.
         async with asyncio.timeout(self._connect_timeout):
             reader, writer = await asyncio.open_connection(host, port)
+        if self._client_ssl is not None:
+            await self._start_client_tls(host, writer)  # on failure, closes the connection
         try:
-            if self._client_ssl is not None:
-                await self._start_client_tls(host, writer)
             writer.write(encode_frame(encode_hello(self.cluster_id, self.node_id)))
             await writer.drain()
             frames = _FrameReader(reader, self._frame_bytes_max)
@@ -416,7 +437,13 @@ class TcpPeerTransport:
                 ssl_handshake_timeout=self._handshake_timeout,
             )
         except (OSError, EOFError) as error:
+            writer.transport.abort()  # see below
             raise _TlsHandshakeError(str(error) or type(error).__name__) from error
+        except asyncio.CancelledError:
+            # A connection lost in mid-handshake is never reported to the stream's protocol,
+            # so `wait_closed()` would never return (Python 3.11): abort, never wait.
+            writer.transport.abort()
+            raise
 
     async def _write_batches(
         self, peer: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -455,6 +482,86 @@ class TcpPeerTransport:
                 self._log.error("peer %d: dropping unsendable message: %s", peer.node_id, error)
         return batch
 
+    # -- TLS listener -------------------------------------------------------------------------
+
+    async def _listen_tls(self) -> None:
+        """Bind every address of the host (as start_server does); accept via `add_reader`."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(
+            self._host or None, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        try:
+            for family, _, _, _, address in dict.fromkeys(infos):
+                listener = socket.create_server(address, family=family, backlog=_LISTEN_BACKLOG)
+                self._listeners.append(listener)
+                listener.setblocking(False)
+                loop.add_reader(listener.fileno(), self._accept_tls, listener)
+        except (OSError, NotImplementedError):  # NotImplementedError: a loop without add_reader
+            self._stop_listening_tls()
+            raise
+
+    def _stop_listening_tls(self) -> None:
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_reader(listener.fileno())
+            listener.close()
+        self._listeners.clear()
+
+    def _accept_tls(self, listener: socket.socket) -> None:
+        # Synchronous accept: an accepted socket is owned by a tracked handshake at once, so
+        # closing the transport can never strand one (as a cancelled `sock_accept` could).
+        loop = asyncio.get_running_loop()
+        for _ in range(_ACCEPTS_PER_WAKEUP):
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # e.g. out of file descriptors: pause, keep the backlog
+                self._log.error("accepting a peer connection failed: %s", error)
+                loop.remove_reader(listener.fileno())
+                loop.call_later(_ACCEPT_RETRY_DELAY, self._resume_accepting_tls, listener)
+                return
+            sock.setblocking(False)
+            handshake = _TlsHandshake(sock, f"{address[0]}:{address[1]}")
+            task = loop.create_task(self._handshake_tls(handshake))
+            self._handshakes.add(task)
+            task.add_done_callback(functools.partial(self._handshake_done, handshake))
+
+    def _resume_accepting_tls(self, listener: socket.socket) -> None:
+        if listener in self._listeners:  # not closed meanwhile
+            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept_tls, listener)
+
+    async def _handshake_tls(self, handshake: _TlsHandshake) -> None:
+        assert self._server_ssl is not None
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        try:
+            # ssl_handshake_timeout: a client that never speaks TLS is dropped in time.
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol,
+                handshake.sock,
+                ssl=self._server_ssl,
+                ssl_handshake_timeout=self._handshake_timeout,
+            )
+        except (OSError, EOFError) as error:  # ssl.SSLError, reset, handshake timeout
+            self.stats.tls_handshake_failures += 1
+            self._log.warning(
+                "refused peer connection from %s: TLS handshake failed: %s",
+                handshake.remote,
+                str(error) or type(error).__name__,
+            )
+            return
+        handshake.handed_over = True
+        self._accept(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
+
+    def _handshake_done(self, handshake: _TlsHandshake, task: "asyncio.Task[None]") -> None:
+        # Also runs for a task cancelled before it started, which never saw its socket.
+        self._handshakes.discard(task)
+        if not handshake.handed_over:
+            handshake.sock.close()
+
     # -- inbound ------------------------------------------------------------------------------
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -462,12 +569,6 @@ class TcpPeerTransport:
         if self._closed:
             writer.close()
             return
-        if self._server_ssl is not None:
-            # Until `start_tls` takes the socket over, bytes must stay in the kernel: read into
-            # the plain StreamReader, the client's TLS hello would be lost to the TLS layer
-            # and the handshake would hang (it does under uvloop).
-            # cast: typeshed declares a WriteTransport; a server connection's reads too.
-            cast(asyncio.Transport, writer.transport).pause_reading()
         task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
         self._inbound[task] = _Inbound(writer)
 
@@ -477,30 +578,12 @@ class TcpPeerTransport:
         host, port = writer.get_extra_info("peername", ("?", "?"))[:2]
         remote = f"{host}:{port}"
         try:
-            if self._server_ssl is not None and not await self._upgrade_to_tls(remote, writer):
-                return
             await self._serve_connection(task, remote, reader, writer)
         except (OSError, EOFError) as error:
             self._log.info("inbound connection from %s lost: %s", remote, error)
         finally:
             self._inbound.pop(task, None)
             await _close_writer(writer)
-
-    async def _upgrade_to_tls(self, remote: str, writer: asyncio.StreamWriter) -> bool:
-        """Run the server side of the TLS handshake; False (logged, counted) if it failed."""
-        assert self._server_ssl is not None
-        try:
-            # ssl_handshake_timeout: a client that never speaks TLS is dropped in time.
-            await writer.start_tls(self._server_ssl, ssl_handshake_timeout=self._handshake_timeout)
-        except (OSError, EOFError) as error:  # ssl.SSLError, reset, handshake timeout
-            self.stats.tls_handshake_failures += 1
-            self._log.warning(
-                "refused peer connection from %s: TLS handshake failed: %s",
-                remote,
-                str(error) or type(error).__name__,
-            )
-            return False
-        return True
 
     async def _serve_connection(
         self,

@@ -145,12 +145,16 @@ def other_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_two_tls_nodes_exchange_messages_both_ways(certs: Path) -> None:
     async def scenario() -> None:
         a, b = Node(1, settings(certs, 1)), Node(2, settings(certs, 2))
+        reply = AppendEntriesResponse(src=2, dst=1, term=1, success=True, match_index=5)
         async with started(a, b):
-            await send_until_received(a, b, vote(1, 2))
-            reply = AppendEntriesResponse(src=2, dst=1, term=1, success=True, match_index=5)
-            await send_until_received(b, a, reply)
+            # Queued before any connection exists: delivered once TLS and hello are done.
+            a.send(vote(1, 2))
+            a.send(vote(1, 2, term=2))
+            b.send(reply)
+            await wait_until(lambda: len(a.received) == 1 and len(b.received) == 2)
+            assert b.received == [vote(1, 2), vote(1, 2, term=2)]
             assert a.received == [reply]
-            assert b.transport.stats.peers[1].messages_received >= 1
+            assert b.transport.stats.bytes_received == a.transport.stats.bytes_sent > 0
             assert a.transport.stats.tls_handshake_failures == 0
             assert b.transport.stats.tls_handshake_failures == 0
 
@@ -212,8 +216,31 @@ def test_a_tls_dialler_reaching_a_plain_port_fails_and_counts(certs: Path) -> No
         a, plain = Node(1, settings(certs, 1)), Node(2, None)
         async with started(a, plain):
             a.send(vote(1, 2))
-            await wait_until(lambda: a.transport.stats.peers[2].reconnects >= 2)
+            await wait_until(lambda: a.transport.stats.peers[2].tls_handshake_failures >= 2)
+            assert a.transport.stats.peers[2].reconnects >= 2
             assert plain.received == []
+
+    run(scenario)
+
+
+def test_close_during_pending_tls_handshakes_leaves_nothing_behind(certs: Path) -> None:
+    async def scenario() -> None:
+        a = Node(1, settings(certs, 1))
+        async with started(a):
+            # Raw TCP clients that never start TLS: their handshakes are still pending.
+            clients = [await asyncio.open_connection(*a.address) for _ in range(3)]
+            await asyncio.sleep(0.05)
+        with pytest.raises(RuntimeError, match="not listening"):
+            _ = a.transport.bound_port
+        for reader, writer in clients:
+            with suppress(ConnectionResetError):
+                assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+            writer.close()
+            with suppress(OSError):
+                await writer.wait_closed()
+        assert a.transport.stats.tls_handshake_failures == 0  # closing is no failure
+        await asyncio.sleep(0)
+        assert asyncio.all_tasks() == {asyncio.current_task()}
 
     run(scenario)
 
