@@ -16,6 +16,7 @@ Rules:
 import contextlib
 import http.client
 import random
+import select
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
@@ -100,6 +101,22 @@ def _set_read_timeout(connection: http.client.HTTPConnection, timeout_seconds: f
         connection.sock.settimeout(timeout_seconds)
 
 
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """True when an idle kept-alive connection was closed by the server (as urllib3 checks).
+
+    An idle HTTP connection has nothing to read; readable means EOF or a reset. Reusing such a
+    connection would make even a request that never reached the server look "maybe sent".
+    """
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class _ConnectionPool:
     """Idle keep-alive connections per endpoint."""
 
@@ -113,9 +130,12 @@ class _ConnectionPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the client is closed")
-            idle = self._idle.get(endpoint)
-            if idle:
-                return idle.pop(), True
+            idle = self._idle.get(endpoint, [])
+            while idle:
+                connection = idle.pop()
+                if not _dropped(connection):
+                    return connection, True
+                connection.close()
         return _new_connection(endpoint), False
 
     def give_back(self, endpoint: str, connection: http.client.HTTPConnection) -> None:
