@@ -1,5 +1,6 @@
 """Real processes: the whole cluster SIGKILLed and restarted keeps every acknowledged write;
-a leader frozen with SIGSTOP steps down after it resumes and serves no stale read."""
+a leader frozen with SIGSTOP steps down after it resumes and serves no stale read; the
+histories recorded across both faults pass the simulator's linearizability checker."""
 
 import asyncio
 import signal
@@ -8,8 +9,10 @@ import pytest
 
 from conclave.client import AsyncClient, Client
 from conclave.runtime.local_cluster import http_json
+from conclave.sim.linearizability import check_linearizability
 
 from .conftest import ClusterFactory
+from .workload import Workload
 
 pytestmark = pytest.mark.slow
 
@@ -73,3 +76,49 @@ def test_frozen_leader_steps_down_and_serves_no_stale_read(make_cluster: Cluster
         found = api.get("x")  # answered 421 with the leader's address; the client follows it
         assert found is not None
         assert found.value == "after"
+
+
+def _check(workload: Workload) -> None:
+    result = check_linearizability(workload.history)
+    assert result.ok, result.explanation()
+    assert workload.counts.get("write_ok", 0) > 0, workload.counts
+
+
+def test_histories_across_a_whole_cluster_restart_and_a_frozen_leader_are_linearizable(
+    make_cluster: ClusterFactory,
+) -> None:
+    """The same workload and checker as the failover test, across the other two faults."""
+    cluster = make_cluster(3)
+    cluster.start()
+
+    async def scenario() -> Workload:
+        workload = Workload(cluster.endpoints, clients=3, seed=7)
+        load = asyncio.create_task(workload.run())
+        try:
+            await asyncio.sleep(1.0)
+            for node_id in cluster.running():  # every process at once
+                cluster.kill(node_id)
+            for member in cluster.members:
+                cluster.start_node(member.id)
+            await asyncio.to_thread(cluster.wait_ready, timeout_seconds=30)
+            await asyncio.sleep(1.0)
+            leader = await asyncio.to_thread(cluster.leader)
+            cluster.signal(leader, signal.SIGSTOP)
+            try:
+                await asyncio.to_thread(cluster.leader, exclude=leader, timeout_seconds=30)
+                await asyncio.sleep(1.0)
+            finally:
+                cluster.signal(leader, signal.SIGCONT)
+            await asyncio.sleep(1.0)
+        finally:
+            workload.stop()
+            await load
+        return workload
+
+    workload = asyncio.run(scenario())
+    _check(workload)
+    with Client(cluster.endpoints, timeout=10.0) as api:
+        for key, value in workload.acknowledged_unique.items():
+            found = api.get(key)
+            assert found is not None, key
+            assert found.value == value
