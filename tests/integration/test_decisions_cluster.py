@@ -1,6 +1,9 @@
 """Real processes: a decision story on a 3-node cluster — conflicting proposals, votes under a
 2/3 policy, resolution, execution, leader failover, rollback, explain; bad input refused."""
 
+import http.client
+import json
+
 import pytest
 
 from conclave.runtime.local_cluster import LocalCluster, http_json
@@ -150,6 +153,30 @@ def test_conflicting_proposals_are_resolved_executed_and_rolled_back(
         assert fragment in text, text
     every_node = [line for line in lines if line.strip().startswith("node ")]
     assert len(every_node) == 3
+
+    audit = _ok(_call(cluster, alive, "GET", f"/v1/audit?proposal_id={high}"))["events"]
+    kinds = [e["type"] for e in audit]
+    assert kinds[-4:] == ["approved", "executed", "refused", "rolled_back"], kinds  # late vote
+    streamed = _first_watch_events(cluster, alive, count=4)
+    assert [e["seq"] for e in streamed] == [1, 2, 3, 4]  # replayed from the start, in order
+
+
+def _first_watch_events(cluster: LocalCluster, node: int, count: int) -> list[dict]:
+    """Read `count` events of the decision watch stream, replaying from seq 1."""
+    host, port = cluster.api(node).split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", "/v1/decisions/watch?from_seq=1")
+        response = connection.getresponse()
+        assert response.status == 200
+        events: list[dict] = []
+        while len(events) < count:
+            line = response.readline().decode()
+            if line.startswith("data: "):
+                events.append(json.loads(line[len("data: ") :]))
+        return events
+    finally:
+        connection.close()
 
 
 BAD_DECISION_INPUT = [

@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import web
 
 from conclave.api.errors import ApiError
-from conclave.api.inputs import check_query, consistency
+from conclave.api.inputs import check_query, consistency, query_int
 from conclave.decision.commands import (
     CastVote,
     DecisionCommand,
@@ -33,7 +33,7 @@ from conclave.decision.commands import (
     rule_from_obj,
 )
 from conclave.decision.explain import detail, explain_lines, summary
-from conclave.decision.machine import Accepted, Refused, Status
+from conclave.decision.machine import Accepted, AuditEvent, Refused, Status
 from conclave.decision.model import Scope, VoteChoice, Window
 from conclave.runtime.node import RESERVED_KEY_PREFIX, ConclaveNode
 
@@ -58,6 +58,7 @@ _POLICY_DEFAULTS: Final = {
     "proposer_may_approve": True,
     "vote_changes_allowed": False,
 }
+AUDIT_PAGE_MAX: Final = 1000
 DEADLINE_SECONDS_MAX: Final = 30 * 24 * 3600
 
 LeaderOnly = Callable[
@@ -324,6 +325,28 @@ class DecisionApi:
 
         return await self._read(request, answer)
 
+    async def audit(self, request: web.Request) -> web.StreamResponse:
+        """The audit trail, filtered: `proposal_id`, `type`, `from_seq`, `limit` (<= 1000)."""
+        check_query(request, ("proposal_id", "type", "from_seq", "limit", "consistency"))
+        proposal_id = request.query.get("proposal_id")
+        kind = request.query.get("type")
+        from_seq = query_int(request, "from_seq", 1) or 1
+        limit = min(query_int(request, "limit", 1) or AUDIT_PAGE_MAX, AUDIT_PAGE_MAX)
+
+        def answer() -> web.StreamResponse:
+            events = []
+            for event in self.node.decisions.audit[from_seq - 1 :]:
+                if proposal_id is not None and event.proposal_id != proposal_id:
+                    continue
+                if kind is not None and event.type != kind:
+                    continue
+                events.append(_event_json(event))
+                if len(events) >= limit:
+                    break
+            return web.json_response({"events": events})
+
+        return await self._read(request, answer)
+
     async def watch(self, request: web.Request) -> web.StreamResponse:
         """Server-sent audit events (`id:` is the event's seq); `from_seq` replays."""
         check_query(request, ("from_seq",))
@@ -343,16 +366,7 @@ class DecisionApi:
             await response.write(b": watching decisions\n\n")
             while self.node.running:
                 for event in self.node.decisions.audit[next_seq - 1 :]:
-                    data = json.dumps(
-                        {
-                            "seq": event.seq,
-                            "index": event.index,
-                            "at_ms": event.at_ms,
-                            "type": event.type,
-                            "proposal_id": event.proposal_id,
-                            "detail": event.detail,
-                        }
-                    )
+                    data = json.dumps(_event_json(event))
                     await response.write(
                         f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
                     )
@@ -399,6 +413,17 @@ class DecisionApi:
         return lines
 
 
+def _event_json(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "index": event.index,
+        "at_ms": event.at_ms,
+        "type": event.type,
+        "proposal_id": event.proposal_id,
+        "detail": event.detail,
+    }
+
+
 def _check_declared(command: DeclareKind) -> None:
     principals = [m.principal for m in command.electorate]
     if not principals or len(set(principals)) != len(principals):
@@ -415,6 +440,7 @@ def add_routes(app: web.Application, api: DecisionApi) -> None:
     app.router.add_route("GET", "/v1/decisions/{id}/explain", api.explain)
     app.router.add_route("GET", "/v1/conflicts", api.list_conflicts)
     app.router.add_route("GET", "/v1/decisions/watch", api.watch)
+    app.router.add_route("GET", "/v1/audit", api.audit)
 
 
 __all__ = ["DecisionApi", "add_routes"]
