@@ -47,7 +47,7 @@ from conclave.apps.kv import (
     RangeResult,
     Request,
 )
-from conclave.apps.kv.codec import KVDecodeError, decode_request, encode_request
+from conclave.apps.kv.codec import encode_request
 from conclave.apps.router import DecisionApplied, NodeStateMachine, encode_decision
 from conclave.consensus.raft import (
     ConfChange,
@@ -359,9 +359,9 @@ class ConclaveNode:
         if entry.kind is EntryKind.CONF_CHANGE:
             self._on_conf_change_applied(entry)
         elif entry.kind is EntryKind.NORMAL:
-            self._publish_change(entry, result)
+            self._publish_change(result)
 
-    def _publish_change(self, entry: Entry, result: object) -> None:
+    def _publish_change(self, result: object) -> None:
         if isinstance(result, DecisionApplied):
             self._publish_decision(result)
             return
@@ -372,9 +372,8 @@ class ConclaveNode:
         self._published_revision = revision
         if not isinstance(result, PutResult | DeleteResult | CasResult):
             return
-        try:
-            command = decode_request(entry.data).command
-        except KVDecodeError:
+        command = self.kv.last_command  # the request the store just executed (no re-decode)
+        if command is None:
             return
         event = _change_event(command, revision)
         if event is None:

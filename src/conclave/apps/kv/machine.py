@@ -126,6 +126,9 @@ class KVStateMachine:
         self.settings = settings if settings is not None else KVSettings()
         self._applied_index: LogIndex = 0
         self._state = _State()
+        # The command of the last request `apply` decoded (None: not a kv request), so the
+        # shell can describe a change without decoding the entry a second time.
+        self.last_command: Command | None = None
 
     # ------------------------------------------------------------------------ introspection
 
@@ -158,6 +161,7 @@ class KVStateMachine:
                 f"kv: entry {entry.index} applied at applied index {self._applied_index}"
             )
         self._applied_index = entry.index
+        self.last_command = None
         if entry.kind is not EntryKind.NORMAL:
             return None
         if len(entry.data) > self.settings.request_bytes_max:
@@ -169,6 +173,7 @@ class KVStateMachine:
             request = decode_request(entry.data)
         except KVDecodeError as exc:
             return ErrorResult(code=ErrorCode.MALFORMED, message=str(exc))
+        self.last_command = request.command
         return self._apply_request(request, entry.index)
 
     def _apply_request(self, request: Request, index: LogIndex) -> CommandResult:
