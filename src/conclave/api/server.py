@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import aiohttp
+import msgpack
 from aiohttp import web
 
 from conclave.api.decisions import DecisionApi, add_routes
@@ -44,6 +45,8 @@ from conclave.apps.kv import (
 )
 from conclave.apps.kv.commands import ID_MAX, check_key
 from conclave.core.errors import NotLeader, ProposalDropped
+from conclave.decision.machine import Refused
+from conclave.runtime.app_call import APP_CALL_PATH, APP_CONTENT_TYPE, decode_call
 from conclave.runtime.node import (
     RESERVED_KEY_PREFIX,
     ConclaveNode,
@@ -403,6 +406,33 @@ class Api:
 
         return await self.leader_only(request, run)
 
+    async def app_call(self, request: web.Request) -> web.StreamResponse:
+        """One call of the embedded application (msgpack in, msgpack out); see embedded.py."""
+        check_query(request, ())
+        body = await request.read()
+        try:
+            decode_call(body)
+        except ValueError as exc:
+            raise ApiError("invalid_argument", str(exc)) from None
+
+        async def run() -> web.StreamResponse:
+            answer = await self.node.call_app(body)
+            payload = msgpack.packb(_plain(answer), use_bin_type=True)
+            return web.Response(body=payload, content_type=APP_CONTENT_TYPE)
+
+        return await self.leader_only(request, run)
+
+    async def read_index(self, request: web.Request) -> web.StreamResponse:
+        """A linearizable read point: the leader confirms it leads and answers an index that a
+        follower may serve reads at once it has applied it (follower reads, thesis 6.4)."""
+        check_query(request, ())
+
+        async def run() -> web.StreamResponse:
+            await self.node.read_barrier()
+            return web.json_response({"index": self.node.machine.applied_index})
+
+        return await self.leader_only(request, run)
+
     async def healthz(self, request: web.Request) -> web.StreamResponse:
         del request
         return web.json_response({"status": "ok", "id": self.node.settings.node_id})
@@ -413,6 +443,13 @@ class Api:
             raise ApiError("unavailable", "not ready: no leader known or applying behind commit")
         leader, _ = self.node.leader_address()
         return web.json_response({"status": "ready", "leader": leader})
+
+
+def _plain(answer: object) -> object:
+    """An application answer as msgpack can carry it (a refusal becomes an error answer)."""
+    if isinstance(answer, Refused):
+        return ["error", f"{answer.code}: {answer.message}"]
+    return answer
 
 
 def _node_error(exc: Exception) -> ApiError | None:
@@ -475,6 +512,8 @@ def build_app(node: ConclaveNode) -> web.Application:
     app.router.add_route("POST", "/v1/members", api.add_member)
     app.router.add_route("DELETE", "/v1/members/{id}", api.remove_member)
     app.router.add_route("POST", "/v1/leader/transfer", api.transfer_leader)
+    app.router.add_route("POST", APP_CALL_PATH, api.app_call)
+    app.router.add_route("GET", "/v1/read_index", api.read_index)
     app.router.add_route("GET", "/healthz", api.healthz)
     app.router.add_route("GET", "/readyz", api.readyz)
     add_routes(app, DecisionApi(node, api.leader_only, json_body, FORWARD_SESSION))

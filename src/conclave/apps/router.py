@@ -8,15 +8,20 @@ Rules (DESIGN.md section 2a, "a small router keyed by command kind"):
 - Approved decisions execute against the KV store inside their own entry (`KVTarget`), so a
   decision and its writes are one atomic step of the log. The writes are reported in the
   entry's result (`DecisionApplied.writes`) for watchers.
+- A NORMAL entry starting with `APP_PREFIX` (b"A") goes to the embedded application's
+  machine (`AppMachine`, see `conclave.embedded`); every replica must run the same
+  application. Without one, such an entry yields `Refused("no_application", ...)`.
 - A malformed decision command yields `Refused("malformed", ...)` with the same message on
   every replica and changes nothing but the applied index.
 - The snapshot holds both machines (canonical JSON of the two images); `restore` validates
   both before replacing either.
 """
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from conclave.apps.kv import Get, KVSettings, KVStateMachine
 from conclave.apps.kv.codec import KVDecodeError
@@ -28,12 +33,23 @@ from conclave.decision.machine import DecisionMachine, ExecutionRefused, Refused
 from conclave.decision.snapshot import encode_machine, restore_machine
 
 DECISION_PREFIX: Final = b"D"
+APP_PREFIX: Final = b"A"
 SNAPSHOT_TAG: Final = "router.snapshot"
 
 
 def encode_decision(stamped: Stamped) -> bytes:
     """The entry data of a decision command."""
     return DECISION_PREFIX + encode_stamped(stamped)
+
+
+class AppMachine(Protocol):
+    """An application's replicated state: deterministic apply, snapshot and restore."""
+
+    def apply(self, data: bytes) -> object: ...
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, data: bytes) -> None: ...
 
 
 @dataclass(slots=True)
@@ -65,7 +81,10 @@ class DecisionApplied:
 class NodeStateMachine:
     """The `StateMachine` port over the KV store and the decision machine."""
 
-    def __init__(self, kv_settings: KVSettings | None = None) -> None:
+    def __init__(
+        self, kv_settings: KVSettings | None = None, app: AppMachine | None = None
+    ) -> None:
+        self.app = app
         self.kv = KVStateMachine(kv_settings)
         self.target = KVTarget(self.kv)
         self.decisions = DecisionMachine(self.target)
@@ -83,6 +102,10 @@ class NodeStateMachine:
         self._applied_index = entry.index
         if entry.kind is EntryKind.NORMAL and entry.data.startswith(DECISION_PREFIX):
             return self._apply_decision(entry)
+        if entry.kind is EntryKind.NORMAL and entry.data.startswith(APP_PREFIX):
+            if self.app is None:
+                return Refused("no_application", "no application runs on this cluster")
+            return self.app.apply(entry.data[len(APP_PREFIX) :])
         return self.kv.apply(entry)
 
     def _apply_decision(self, entry: Entry) -> DecisionApplied:
@@ -99,6 +122,7 @@ class NodeStateMachine:
             "tag": SNAPSHOT_TAG,
             "kv": self.kv.snapshot().decode(),
             "decisions": encode_machine(self.decisions).decode(),
+            "app": None if self.app is None else base64.b64encode(self.app.snapshot()).decode(),
         }
         return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -108,13 +132,17 @@ class NodeStateMachine:
             if not isinstance(obj, dict) or obj.get("tag") != SNAPSHOT_TAG:
                 raise KVDecodeError("not a router snapshot")
             kv_image, decision_image = obj["kv"].encode(), obj["decisions"].encode()
-        except (ValueError, KeyError, AttributeError, UnicodeError) as exc:
+            app_text = obj.get("app")
+            app_image = None if app_text is None else base64.b64decode(app_text, validate=True)
+        except (ValueError, KeyError, AttributeError, UnicodeError, binascii.Error) as exc:
             raise KVDecodeError(f"router snapshot: {exc}") from None
         kv = KVStateMachine(self.kv.settings)
         kv.restore(kv_image, applied_index)  # validates; raises before anything is replaced
         target = KVTarget(kv)
         decisions = DecisionMachine(target)
         restore_machine(decisions, decision_image)
+        if self.app is not None and app_image is not None:
+            self.app.restore(app_image)
         self.kv, self.target, self.decisions = kv, target, decisions
         self._applied_index = applied_index
 
@@ -124,6 +152,8 @@ class NodeStateMachine:
 
 
 __all__ = [
+    "APP_PREFIX",
+    "AppMachine",
     "DECISION_PREFIX",
     "DecisionApplied",
     "KVTarget",

@@ -88,6 +88,9 @@ def serve(
     tls_cert: Path | None = typer.Option(None, help="Node certificate for mutual TLS."),
     tls_key: Path | None = typer.Option(None, help="Node private key for mutual TLS."),
     tls_ca: Path | None = typer.Option(None, help="CA certificate for mutual TLS."),
+    fsync: bool | None = typer.Option(
+        None, "--fsync/--no-fsync", help="fsync the WAL [on]; off is NOT durable."
+    ),
     token: list[str] | None = typer.Option(
         None, "--token", help="An API token for decisions, TOKEN=PRINCIPAL (repeat)."
     ),
@@ -113,6 +116,7 @@ def serve(
         "tls_cert": tls_cert,
         "tls_key": tls_key,
         "tls_ca": tls_ca,
+        "fsync": fsync,
         "tokens": token or None,
         "admins": admin or None,
     }

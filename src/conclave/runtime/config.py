@@ -130,6 +130,7 @@ KEYS: Final[dict[str, _Key]] = {
     "tls_cert": _Key(_path, "this node's certificate (PEM) for mutual TLS between nodes"),
     "tls_key": _Key(_path, "this node's private key (PEM)"),
     "tls_ca": _Key(_path, "the CA certificate (PEM) that signs every node's certificate"),
+    "fsync": _Key(_bool, "fsync the WAL (turn off only to measure; then nothing is durable)"),
     "tokens": _Key(_tokens, "API tokens of the decision endpoints, TOKEN=PRINCIPAL each"),
     "admins": _Key(_names, "principals allowed to declare decision kinds"),
 }

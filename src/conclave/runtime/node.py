@@ -48,7 +48,13 @@ from conclave.apps.kv import (
     Request,
 )
 from conclave.apps.kv.codec import encode_request
-from conclave.apps.router import DecisionApplied, NodeStateMachine, encode_decision
+from conclave.apps.router import (
+    APP_PREFIX,
+    AppMachine,
+    DecisionApplied,
+    NodeStateMachine,
+    encode_decision,
+)
 from conclave.consensus.raft import (
     ConfChange,
     ConfChangeOp,
@@ -68,6 +74,7 @@ from conclave.runtime.settings import MemberAddress, NodeSettings, parse_address
 from conclave.runtime.transport import TcpPeerTransport
 from conclave.runtime.watch import ChangeEvent, WatchHub
 from conclave.storage import FileStorage
+from conclave.storage.disk import OsDisk
 
 MEMBER_KEY_PREFIX: Final = "_conclave/members/"
 RESERVED_KEY_PREFIX: Final = "_conclave/"
@@ -97,8 +104,10 @@ class _ProposalWaiter:
 class _ObservedMachine(NodeStateMachine):
     """The node's state machines, telling the node when a snapshot replaces their state."""
 
-    def __init__(self, settings: KVSettings, on_restore: Callable[[], None]) -> None:
-        super().__init__(settings)
+    def __init__(
+        self, settings: KVSettings, *, app: AppMachine | None, on_restore: Callable[[], None]
+    ) -> None:
+        super().__init__(settings, app)
         self._on_restore = on_restore
         self.observing = False  # off while the node restores its own snapshot at start
 
@@ -131,10 +140,15 @@ def encode_member(member: MemberAddress) -> str:
 class ConclaveNode:
     """A running member; see the module docstring. Create, `await start()`, `await stop()`."""
 
-    def __init__(self, settings: NodeSettings, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        settings: NodeSettings,
+        logger: logging.Logger | None = None,
+        app: AppMachine | None = None,
+    ) -> None:
         self.settings = settings
         self.log = logger or logging.getLogger(f"conclave.node.{settings.node_id}")
-        self.machine = _ObservedMachine(settings.kv, on_restore=self._on_snapshot_restored)
+        self.machine = _ObservedMachine(settings.kv, app=app, on_restore=self._on_snapshot_restored)
         self._published_revision = 0
         self.watch = WatchHub(
             history_events_max=settings.watch_history_events_max,
@@ -168,7 +182,10 @@ class ConclaveNode:
 
     async def start(self) -> None:
         """Recover from the data folder, listen, and start ticking."""
-        storage = FileStorage(self.settings.data_dir / f"node-{self.settings.node_id}")
+        disk = OsDisk(durable=self.settings.fsync)
+        if not self.settings.fsync:
+            self.log.warning("fsync is OFF: acknowledged writes are NOT durable")
+        storage = FileStorage(self.settings.data_dir / f"node-{self.settings.node_id}", disk=disk)
         self._storage = storage
         report = storage.recovery_report
         self.log.info("storage recovered: %s", report.describe())
@@ -549,6 +566,10 @@ class ConclaveNode:
         except (NotLeader, ProposalDropped, OutcomeUnknown, NodeStopped) as exc:
             self.log.info("expiry proposal not made: %r", exc)
         self._schedule_expiry()
+
+    async def call_app(self, data: bytes) -> object:
+        """Propose one call of the embedded application; its result once applied here."""
+        return await self._propose_and_wait(APP_PREFIX + data)
 
     async def read_barrier(self) -> None:
         """Wait until a linearizable read may be served locally (ReadIndex on the leader)."""

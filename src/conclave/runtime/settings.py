@@ -95,6 +95,7 @@ class NodeSettings:
     watch_history_events_max: int = 10_000
     watch_queue_events_max: int = 10_000
     tls: TlsSettings | None = None
+    fsync: bool = True  # False: NOT durable (benchmarks only); a machine crash may lose writes
     # API tokens of the decision endpoints: (token, principal). Admins may declare kinds.
     tokens: tuple[tuple[str, str], ...] = ()
     admins: tuple[str, ...] = ()

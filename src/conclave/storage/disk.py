@@ -88,10 +88,11 @@ class Disk(Protocol):
 
 
 class _OsFile:
-    """A `DiskFile` on a real file descriptor."""
+    """A `DiskFile` on a real file descriptor (fsync is skipped when not `durable`)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, durable: bool = True) -> None:
         self._fd = fd
+        self._durable = durable
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -99,7 +100,8 @@ class _OsFile:
             view = view[os.write(self._fd, view) :]
 
     def fsync(self) -> None:
-        os.fsync(self._fd)
+        if self._durable:
+            os.fsync(self._fd)
 
     def size(self) -> int:
         return os.fstat(self._fd).st_size
@@ -111,7 +113,14 @@ class _OsFile:
 
 
 class OsDisk:
-    """The real file system, through `os` calls (real fsync, real directory fsync)."""
+    """The real file system, through `os` calls (real fsync, real directory fsync).
+
+    `durable=False` skips every fsync: a benchmark or test mode that is NOT crash-safe (an
+    acknowledged write can be lost when the machine, not just the process, fails).
+    """
+
+    def __init__(self, *, durable: bool = True) -> None:
+        self.durable = durable
 
     def make_dirs(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -125,10 +134,10 @@ class OsDisk:
     def create(self, path: Path, *, exclusive: bool) -> DiskFile:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         flags |= os.O_EXCL if exclusive else os.O_TRUNC
-        return _OsFile(os.open(path, flags, 0o644))
+        return _OsFile(os.open(path, flags, 0o644), self.durable)
 
     def open_append(self, path: Path) -> DiskFile:
-        return _OsFile(os.open(path, os.O_WRONLY | os.O_APPEND))
+        return _OsFile(os.open(path, os.O_WRONLY | os.O_APPEND), self.durable)
 
     def read(self, path: Path) -> bytes:
         return path.read_bytes()
@@ -146,6 +155,8 @@ class OsDisk:
         path.unlink()
 
     def fsync_dir(self, directory: Path) -> None:
+        if not self.durable:
+            return
         fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(fd)
