@@ -18,6 +18,9 @@ from conclave.consensus.raft import (
 from conclave.core import NO_NODE, ReadState, Ready
 from conclave.core.effects import Entry, HardState, Snapshot
 from conclave.core.quorum import committed_index
+from conclave.decision.machine import DecisionMachine, ProposalRecord, Status
+from conclave.decision.model import Outcome, VoteChoice
+from conclave.decision.policy import evaluate
 from conclave.storage import FileStorage
 
 
@@ -155,9 +158,13 @@ class StarvesOneFollower(RaftNode):
 
 
 __all__ = [
+    "AbstainCountsAsApprove",
     "AcceptsWithoutConsistencyCheck",
     "CommitsAlone",
     "CommitsPreviousTermByCounting",
+    "ExecutesBothSides",
+    "ExecutesBothSidesUnchecked",
+    "ExpiresInInsertionOrder",
     "GrantsVoteWithoutLogCheck",
     "ReadsWithoutReadIndex",
     "RepliesToVoteBeforePersisting",
@@ -193,3 +200,68 @@ class WritesHardStateFirst(FileStorage):
             super().save(None, None, entries)
             return
         super().save(hard_state, snapshot, entries)
+
+
+# -- planted decision-layer bugs (run with SimSettings(workload="decisions",
+#    decision_machine_class=...)); see test_sim_decisions.py -------------------------------
+
+
+class AbstainCountsAsApprove(DecisionMachine):
+    """The tally counts an abstention as an approval (the proposer's barred approval aside).
+
+    Proposals are approved (and executed) that their recorded votes do not approve.
+    """
+
+    def _evaluate(self, record: ProposalRecord) -> None:
+        config = self.kinds[record.proposal.kind]
+        policy = self.effective_policy(record)
+        votes = {
+            voter: (
+                VoteChoice.APPROVE  # BUG: an abstention is not an approval
+                if vote.choice is VoteChoice.ABSTAIN
+                and (voter != record.proposal.proposer or policy.proposer_may_approve)
+                else vote.choice
+            )
+            for voter, vote in sorted(record.votes.items())
+        }
+        verdict = evaluate(policy, config.electorate, record.proposal.proposer, votes)
+        record.verdict = verdict.reason
+        if verdict.outcome is Outcome.APPROVED:
+            self._approve(record)
+        elif verdict.outcome is Outcome.REJECTED:
+            self._finish(record, Status.REJECTED, verdict.reason)
+
+    def _still_approved(self, record: ProposalRecord) -> bool:
+        return True  # consistent with the buggy tally above (escalation checks nothing)
+
+
+class ExecutesBothSides(DecisionMachine):
+    """A proposal that loses a conflict is not rejected: both sides may execute."""
+
+    def _finish(self, record: ProposalRecord, status: Status, reason: str) -> None:
+        if reason.startswith("lost "):
+            return  # BUG: the loser stays open (or approved) and may execute later
+        super()._finish(record, status, reason)
+
+
+class ExpiresInInsertionOrder(DecisionMachine):
+    """Expires due proposals in the order they were inserted, not in sorted id order.
+
+    A replica restored from a snapshot holds its proposals in sorted id order ("p10" before
+    "p9"), one that applied the log in index order: their audit trails then differ.
+    """
+
+    def _expire_due(self) -> None:
+        for record in list(self.proposals.values()):  # BUG: not sorted
+            if record.status is Status.OPEN and record.proposal.deadline_ms < self.now_ms:
+                self._finish(
+                    record, Status.EXPIRED, f"deadline {record.proposal.deadline_ms} passed"
+                )
+
+
+class ExecutesBothSidesUnchecked(ExecutesBothSides):
+    """The same bug, with the machine's own invariant check broken too: only the
+    simulator's external checkers are left to catch it."""
+
+    def check_invariants(self) -> None:
+        return  # BUG: checks nothing

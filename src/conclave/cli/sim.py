@@ -5,7 +5,9 @@ the simulator may not touch: the wall clock (to report simulated events per seco
 processes (`--jobs`), printing and files (`--export-history`). Output: one line per seed,
 starting with `seed=<S>`, failure details after a failing seed's line, and last exactly one
 summary line `seeds=N ok=N violations=N events=E sim_events_per_s=R`. Exit code 1 when any
-seed fails.
+seed fails. `raft` runs the KV workload; `decisions` runs the decision layer (proposals,
+votes, conflicts, expiry, rollbacks; `conclave.sim.decisions`) under the same faults, with the
+same output contract.
 """
 
 import logging
@@ -67,22 +69,63 @@ def raft(
     ),
 ) -> None:
     """Run Raft with a replicated key-value store under faults, seed by seed."""
-    if nodes not in (3, 5, 7):
-        raise typer.BadParameter("--nodes must be 3, 5 or 7")
-    if disk not in DISK_MODELS:
-        raise typer.BadParameter(f"--disk must be one of {', '.join(DISK_MODELS)}")
-    disk_model: DiskModel = "wal" if disk == "wal" else "memory" if disk == "memory" else "mixed"
-    # The WAL logs each torn tail it truncates; under simulation that is routine (and each
-    # seed's line counts them), so only errors get through.
-    logging.getLogger("conclave.storage").setLevel(logging.ERROR)
     seed_range = [seed] if seed is not None else list(range(seed_start, seed_start + seeds))
     base = SimSettings(
-        nodes=nodes,
+        nodes=_node_count(nodes),
         ops=ops,
         trace=trace,
         trace_sink=typer.echo if trace else None,
-        disk=disk_model,
+        disk=_disk_model(disk),
     )
+    _sweep(base, seed_range, jobs=jobs, export_history=export_history)
+
+
+@app.command("decisions")
+def decisions(
+    seeds: int = typer.Option(10, "--seeds", min=1, help="How many seeds to run."),
+    seed_start: int = typer.Option(0, "--seed-start", min=0, help="First seed of the range."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Run (replay) this one seed."),
+    nodes: int = typer.Option(3, "--nodes", min=3, max=7, help="Voters: 3, 5 or 7."),
+    ops: int = typer.Option(150, "--ops", min=1, help="Decision operations per seed."),
+    trace: bool = typer.Option(False, "--trace", help="Print every event (use with --seed)."),
+    jobs: int = typer.Option(0, "--jobs", min=0, help="Worker processes (0: one per CPU)."),
+    disk: str = typer.Option(
+        "mixed", "--disk", help="Disk model: memory, wal or mixed (as for `sim raft`)."
+    ),
+) -> None:
+    """Run the decision layer (on Raft, beside the KV store) under faults, seed by seed."""
+    seed_range = [seed] if seed is not None else list(range(seed_start, seed_start + seeds))
+    base = SimSettings(
+        nodes=_node_count(nodes),
+        ops=ops,
+        trace=trace,
+        trace_sink=typer.echo if trace else None,
+        disk=_disk_model(disk),
+        workload="decisions",
+    )
+    _sweep(base, seed_range, jobs=jobs, export_history=None)
+
+
+def _node_count(nodes: int) -> int:
+    if nodes not in (3, 5, 7):
+        raise typer.BadParameter("--nodes must be 3, 5 or 7")
+    return nodes
+
+
+def _disk_model(disk: str) -> DiskModel:
+    if disk not in DISK_MODELS:
+        raise typer.BadParameter(f"--disk must be one of {', '.join(DISK_MODELS)}")
+    return "wal" if disk == "wal" else "memory" if disk == "memory" else "mixed"
+
+
+def _sweep(
+    base: SimSettings, seed_range: list[int], *, jobs: int, export_history: Path | None
+) -> None:
+    """Run the seeds, print one line per seed and the summary; exit 1 on any violation."""
+    trace = base.trace
+    # The WAL logs each torn tail it truncates; under simulation that is routine (and each
+    # seed's line counts them), so only errors get through.
+    logging.getLogger("conclave.storage").setLevel(logging.ERROR)
     if export_history is not None:
         export_history.mkdir(parents=True, exist_ok=True)
     workers = jobs or os.cpu_count() or 1

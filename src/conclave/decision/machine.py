@@ -484,6 +484,20 @@ class DecisionMachine:
             if other.status is Status.OPEN and not other.escalated:
                 other.escalated = True
                 self._log("escalated", pid, f"{conflict.id}: now needs unanimity")
+                self._reject_if_settled(other)
+
+    def _reject_if_settled(self, record: ProposalRecord) -> None:
+        """Escalation makes the policy stricter: the votes already cast may now settle a
+        rejection (e.g. one reject under unanimity), which must not wait for another vote or
+        the deadline. It never settles an approval the old policy had not."""
+        config = self.kinds[record.proposal.kind]
+        votes = {voter: vote.choice for voter, vote in sorted(record.votes.items())}
+        verdict = evaluate(
+            self.effective_policy(record), config.electorate, record.proposal.proposer, votes
+        )
+        if verdict.outcome is Outcome.REJECTED:
+            record.verdict = verdict.reason
+            self._finish(record, Status.REJECTED, verdict.reason)
 
     # -- execution ------------------------------------------------------------------------
 
@@ -528,7 +542,27 @@ class DecisionMachine:
             original = self.proposals[record.rollback_of]
             self._transition(original, Status.ROLLED_BACK)
             self._log("rolled_back", original.proposal.id, f"by {record.proposal.id}")
+        self._win_resource_conflicts(record)
         self._execute_ready_dependents(record.proposal.id)
+
+    def _win_resource_conflicts(self, record: ProposalRecord) -> None:
+        """An executed proposal wins its RESOURCE conflicts that were not merged: the other
+        proposals of those conflicts still open or approved lose. Otherwise a conflict that
+        decision time no longer sees (the other side is not active any more) would let both
+        execute: escalated proposals that each reach unanimity, or a proposal made while
+        this one was already approved and waiting for a dependency."""
+        for cid in list(record.conflicts):
+            found = self.conflicts[cid]
+            merged = found.resolution is not None and found.resolution.merged
+            if found.conflict.type is not ConflictType.RESOURCE or merged:
+                continue
+            for pid in found.conflict.proposals:
+                other = self.proposals[pid]
+                reason = f"lost {cid}: {record.proposal.id} executed first"
+                if other.status is Status.OPEN:
+                    self._finish(other, Status.REJECTED, reason)
+                elif other.status is Status.APPROVED:
+                    self._finish(other, Status.FAILED, reason)
 
     def _undo(self, undo: Sequence[tuple[str, str | None]]) -> None:
         if self.target is None:

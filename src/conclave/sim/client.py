@@ -32,6 +32,7 @@ from conclave.apps.kv import (
     encode_request,
 )
 from conclave.core.ids import NO_NODE, NodeId
+from conclave.decision.commands import DecisionCommand
 from conclave.sim.history import History, OpKind
 
 # Op kinds with their weights in the workload mix of writes; the share of gets is drawn per
@@ -62,6 +63,7 @@ class ClientOp:
     attempt: int = 0
     awaiting: bool = False  # the current attempt has not been answered yet
     maybe_proposed: bool = False
+    decision: DecisionCommand | None = None  # a decision op (`conclave.sim.decisions`)
 
     @property
     def may_have_taken_effect(self) -> bool:

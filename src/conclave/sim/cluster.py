@@ -18,15 +18,22 @@ Rules:
   order of applied entries, the core's and the state machine's own invariants.
 - Clients sit outside the nodes: during a symmetric partition each client reaches only the
   nodes on its side; the network's loss and delays do not apply to them.
+- Workload "decisions" (`conclave.sim.decisions`): nodes run the router, clients are decision
+  clients, a request carrying a decision command is stamped with the receiving node's clock
+  as it arrives, the leader's expiry timer runs on its ticks, and the decision checkers run
+  on every applied entry and, once the healed cluster has converged, on the whole state.
+  Workload "kv" never touches any of it.
 - Traces (only when enabled) are lines `<time> <node> <what>`; the last `trace_tail` are kept
   for a violation report. Tracing may start late (`trace_from_event`) for fast replays.
 """
 
+import dataclasses
 import random
 from collections import deque
 from collections.abc import Callable
 from typing import cast
 
+from conclave.apps.router import NodeStateMachine
 from conclave.consensus.raft import (
     ConfChange,
     ConfChangeOp,
@@ -38,6 +45,7 @@ from conclave.core.ids import NodeId
 from conclave.sim import events as ev
 from conclave.sim.client import SimClient
 from conclave.sim.clock import EventQueue, NodeClock
+from conclave.sim.decisions import DecisionWorkload
 from conclave.sim.faults import FaultInjector, FaultPlan
 from conclave.sim.history import History
 from conclave.sim.invariants import SafetyChecker, SafetyViolation
@@ -82,6 +90,11 @@ class Cluster:
         )
         self._draw_links(random.Random(f"{seed}:links"))
         self.checker = SafetyChecker()
+        self.workload: DecisionWorkload | None = (
+            DecisionWorkload(seed, settings.tick_interval_us, self.node_ids)
+            if settings.workload == "decisions"
+            else None
+        )
         self.nodes: dict[NodeId, SimNode] = self._make_nodes(random.Random(f"{seed}:nodes"))
         self.history = History()
         self._client_net = random.Random(f"{seed}:clientnet")
@@ -125,6 +138,7 @@ class Cluster:
         compaction = rng.randint(s.compaction_entries_min, s.compaction_entries_max)
         trace = self.trace if self.tracing else None
         configs = s.node_configs(self.node_ids)
+        workload = self.workload
         nodes: dict[NodeId, SimNode] = {}
         for node_id in self.node_ids:
             nodes[node_id] = SimNode(
@@ -141,12 +155,16 @@ class Cluster:
                 wal=s.uses_wal_disk,
                 storage_class=s.storage_class,
                 sync_faults=self if s.uses_wal_disk and s.faults else None,
+                decision_class=None if workload is None else s.decision_machine_class,
+                on_apply=None if workload is None else workload.checker.on_apply,
             )
         return nodes
 
     def _make_clients(self, rng: random.Random) -> dict[int, SimClient]:
         s = self.settings
         count = s.clients if s.clients is not None else rng.randint(s.clients_min, s.clients_max)
+        if self.workload is not None:
+            return self.workload.make_clients(count, s.ops, self.node_ids, self.history)
         keys = tuple(f"k{i}" for i in range(s.keys))
         clients: dict[int, SimClient] = {}
         for client_id in range(1, count + 1):
@@ -277,6 +295,9 @@ class Cluster:
             return  # a tick chain of a crashed incarnation
         node.tick()
         self.queue.after(node.clock.tick_period_us * node.slowdown, ev.TICK, node_id, incarnation)
+        if self.workload is not None and node.core is not None:
+            is_leader = node.core.role is Role.LEADER
+            self.workload.on_tick(node, self.queue.now_us, is_leader)
 
     def _on_deliver(self, dst: int, payload: object) -> None:
         src, message = cast("tuple[NodeId, RaftMessage]", payload)
@@ -380,7 +401,10 @@ class Cluster:
             op = client.start(now, now + self.op_timeout_us)
         if self.tracing:
             what = op.kind if op.value is None else f"{op.kind} {op.value}"
-            self.trace(0, f"client c{client.id} invokes {what} on {op.key}")
+            if op.decision is not None:
+                self.trace(0, f"client c{client.id} invokes {op.key}")
+            else:
+                self.trace(0, f"client c{client.id} invokes {what} on {op.key}")
         self._attempt(client)
 
     def _attempt(self, client: SimClient) -> None:
@@ -392,7 +416,7 @@ class Cluster:
             return
         op.attempt += 1
         op.awaiting = True
-        request = ClientRequest(client.id, op.op_no, op.attempt, op.key, op.data)
+        request = ClientRequest(client.id, op.op_no, op.attempt, op.key, op.data, op.decision)
         self.queue.after(self._client_delay(), ev.CLIENT_ARRIVE, client.target, request)
         self.queue.after(
             self.attempt_timeout_us, ev.CLIENT_TIMEOUT, client.id, (op.op_no, op.attempt)
@@ -411,6 +435,9 @@ class Cluster:
         if self.tracing:
             what = "get" if payload.data is None else "write"
             self.trace(node_id, f"client c{payload.client_id} {what} {payload.key} arrives")
+        if payload.decision is not None and self.workload is not None:
+            data = self.workload.stamp(node, self.queue.now_us, payload.decision)
+            payload = dataclasses.replace(payload, data=data)
         node.client_request(payload)
 
     def _send_reply(self, reply: ClientReply) -> None:
@@ -551,6 +578,8 @@ class Cluster:
         if self.liveness_result != "ok" or self._clients_busy > 0:
             return
         if self.converged() is None:
+            if self.workload is not None:
+                self.workload.checker.final_check(self.member_routers())
             self.finished = True
             if self.tracing:
                 self.trace(0, "converged: every live member has the same state")
@@ -577,6 +606,21 @@ class Cluster:
             groups = " vs ".join(str(ids) for ids in images.values())
             return f"state machines differ at index {target}: {groups}"
         return None
+
+    def member_routers(self) -> list[tuple[NodeId, NodeStateMachine]]:
+        """The live members' routers, the leader's first (decision workload only)."""
+        leader = self.leader()
+        if leader is None or leader.core is None:
+            return []
+        members = [leader.id, *(m for m in leader.core.conf.members() if m != leader.id)]
+        routers: list[tuple[NodeId, NodeStateMachine]] = []
+        for member in members:
+            node = self.nodes.get(member)
+            if node is not None and node.core is not None:
+                machine = node.machine
+                if isinstance(machine, NodeStateMachine):
+                    routers.append((member, machine))
+        return routers
 
     def _on_heal_deadline(self, _target: int, _payload: object) -> None:
         if self.finished:

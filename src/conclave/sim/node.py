@@ -19,6 +19,11 @@ Rules:
   the proposal was lost). A read calls `read_index` and is served from the state machine when
   the driver reports the `ReadState` applied. Both are forgotten when the node crashes; reads
   still waiting are refused when the node stops leading (the client retries elsewhere).
+- With `decision_class` set (the "decisions" workload), the state machine is the router
+  (`NodeStateMachine`: KV and decisions on one log) running that decision machine class, and
+  `on_apply` sees every applied entry with its result (the decision checkers' feed). A client
+  request may carry a decision command; the cluster stamps it with the node's clock before it
+  arrives (DESIGN.md rule 2), so `data` is always the exact bytes proposed.
 - After applying `compaction_entries` entries beyond the last snapshot the node compacts, so
   lagging followers are caught up with InstallSnapshot.
 - The node never judges safety itself: it reports persisted and applied entries and
@@ -32,7 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from conclave.apps.kv import Get, KVStateMachine
+from conclave.apps.kv import Get, GetResult, KVStateMachine
+from conclave.apps.router import NodeStateMachine
 from conclave.consensus.raft import (
     AppendEntriesResponse,
     InstallSnapshotResponse,
@@ -48,6 +54,8 @@ from conclave.core.errors import InvariantViolation, NotLeader, ProposalDropped,
 from conclave.core.ids import NO_NODE, LogIndex, NodeId, Term
 from conclave.core.memory_storage import MemoryStorage
 from conclave.core.ports import StableState
+from conclave.decision.commands import DecisionCommand
+from conclave.decision.machine import DecisionMachine
 from conclave.runtime.driver import Driver
 from conclave.sim.clock import NodeClock
 from conclave.sim.invariants import SafetyChecker, SafetyViolation
@@ -67,6 +75,7 @@ class ClientRequest:
     attempt: int
     key: str
     data: bytes | None  # an encoded kv Request for writes; None for a linearizable get
+    decision: DecisionCommand | None = None  # a decision command (data: its stamped entry)
 
 
 class ReplyKind:
@@ -92,6 +101,7 @@ class ClientReply:
 
 ReplyFn = Callable[[ClientReply], None]
 TraceFn = Callable[[NodeId, str], None]
+ApplyHook = Callable[[NodeId, Entry, object, NodeStateMachine], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +197,40 @@ class _ObservedMachine(KVStateMachine):
         self._node.observe_restore(applied_index)
 
 
+class _ObservedRouter(NodeStateMachine):
+    """The router (KV + decisions) running `decision_class`; reports restores to the node.
+
+    The decision machine's own invariants are assertions; they become `InvariantViolation`s
+    here, so that the simulator reports them as the state machine's invariant.
+    """
+
+    def __init__(self, node: "SimNode", decision_class: type[DecisionMachine]) -> None:
+        super().__init__()
+        self._node = node
+        self._decision_class = decision_class
+        self.decisions = decision_class(self.target)
+
+    def restore(self, data: bytes, applied_index: LogIndex) -> None:
+        super().restore(data, applied_index)
+        restored = self.decisions
+        if type(restored) is not self._decision_class:
+            fresh = self._decision_class(self.target)
+            fresh.kinds, fresh.proposals = restored.kinds, restored.proposals
+            fresh.conflicts, fresh.audit = restored.conflicts, restored.audit
+            fresh.now_ms, fresh.refusals = restored.now_ms, restored.refusals
+            self.decisions = fresh
+        self._node.observe_restore(applied_index)
+
+    def query(self, request: Get) -> GetResult:
+        return self.kv.query(request)
+
+    def check_invariants(self) -> None:
+        try:
+            super().check_invariants()
+        except AssertionError as exc:
+            raise InvariantViolation(f"decision machine: {exc}") from exc
+
+
 class SimNode:
     """A node of the simulated cluster, alive or crashed."""
 
@@ -206,8 +250,12 @@ class SimNode:
         wal: bool = False,
         storage_class: type[FileStorage] = FileStorage,
         sync_faults: SyncFaults | None = None,
+        decision_class: type[DecisionMachine] | None = None,
+        on_apply: ApplyHook | None = None,
     ) -> None:
         self.id = node_id
+        self._decision_class = decision_class
+        self._on_apply = on_apply
         self.clock = clock
         self._seed = seed
         self._core_class = core_class
@@ -230,7 +278,7 @@ class SimNode:
         self._core_env: CoreEnv | None = None
         self.compaction_entries = compaction_entries
         self.core: RaftNode | None = None
-        self.machine: KVStateMachine = _ObservedMachine(self)
+        self.machine: KVStateMachine | _ObservedRouter = self._new_machine()
         self._driver: Driver[RaftMessage] | None = None
         self.incarnation = 0
         self.slowdown = 1  # tick period multiplier while a slow-clock fault lasts
@@ -262,6 +310,11 @@ class SimNode:
         if self._core_env is not None:
             self._core_env.trace_enabled = True
 
+    def _new_machine(self) -> KVStateMachine | _ObservedRouter:
+        if self._decision_class is None:
+            return _ObservedMachine(self)
+        return _ObservedRouter(self, self._decision_class)
+
     def bootstrap(self, voters: tuple[NodeId, ...]) -> None:
         """Start as a member of the initial cluster."""
         self._start(self._core_class.bootstrap(self._config, self._env(), voters=voters))
@@ -276,7 +329,7 @@ class SimNode:
         if isinstance(self.storage, WalNodeStorage):
             self.storage.reopen()  # the WAL's recovery, self-checked (may raise a violation)
         stable = self.storage.load()
-        self.machine = _ObservedMachine(self)
+        self.machine = self._new_machine()
         self._last_applied = 0
         if stable.snapshot is None:
             # Never received anything durable: it is still a blank joiner.
@@ -355,6 +408,18 @@ class SimNode:
         except ProposalDropped:
             self._answer(request, ReplyKind.REFUSED, leader_hint=self.id)
         self.process()
+
+    def propose_data(self, data: bytes) -> bool:
+        """Propose an entry on the node's own behalf (e.g. the leader's expiry timer);
+        False when the core refuses it."""
+        core = self.core
+        assert core is not None
+        try:
+            core.propose(data)
+        except Refusal:
+            return False
+        self.process()
+        return True
 
     def _remember_write(self, index: LogIndex, term: Term, request: ClientRequest) -> None:
         older = self._pending_writes.get(index)
@@ -439,6 +504,8 @@ class SimNode:
         core = self.core
         assert core is not None
         self._checker.on_applied(self.id, core.term, entry)
+        if self._on_apply is not None and isinstance(self.machine, NodeStateMachine):
+            self._on_apply(self.id, entry, result, self.machine)
         pending = self._pending_writes.pop(entry.index, None)
         if pending is None:
             return

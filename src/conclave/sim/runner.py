@@ -44,6 +44,8 @@ class SeedResult:
     disk: str = "memory"  # the disk model the run used: "memory" or "wal"
     wal_recoveries: int = 0  # WAL disk: recoveries run at restarts
     wal_torn_tails: int = 0  # WAL disk: of those, how many truncated a torn tail
+    workload: str = "kv"  # "kv" or "decisions"
+    decisions: dict[str, int] = field(default_factory=dict)  # decision workload counts
 
     @property
     def ops(self) -> int:
@@ -117,7 +119,15 @@ def _run_once(settings: SimSettings) -> SeedResult:
         disk="wal" if settings.uses_wal_disk else "memory",
         wal_recoveries=recoveries,
         wal_torn_tails=torn,
+        workload=settings.workload,
+        decisions=_decision_stats(cluster),
     )
+
+
+def _decision_stats(cluster: Cluster) -> dict[str, int]:
+    if cluster.workload is None:
+        return {}
+    return cluster.workload.stats([router for _, router in cluster.member_routers()])
 
 
 def run_seed(settings: SimSettings) -> SeedResult:

@@ -15,6 +15,13 @@ prefix of the unsynced writes); "wal" runs the real `FileStorage` on a simulated
 self-checked against what was synced; "mixed" (the default) uses the WAL disk on every
 `WAL_DISK_EVERY`-th seed (seed % 4 == 3), which keeps sweeps fast and still checks the WAL on
 a quarter of them. The storage class is a setting too (`storage_class`), for planted bugs.
+
+The workload (`workload`): "kv" (the default) runs the key-value clients on the bare KV state
+machine, checked for linearizability; "decisions" runs every node on the router
+(`conclave.apps.router.NodeStateMachine`: KV and decisions on one log) with the decision
+workload and checkers of `conclave.sim.decisions`. The decision machine class is a setting
+(`decision_machine_class`), for planted bugs in the decision layer. A "kv" run never draws
+from the decision workload's rngs, so its output is unchanged by the option.
 """
 
 import random
@@ -24,12 +31,15 @@ from typing import Final, Literal
 
 from conclave.consensus.raft import RaftConfig, RaftNode
 from conclave.core.ids import NodeId
+from conclave.decision.machine import DecisionMachine
 from conclave.storage import FileStorage
 
 TraceSink = Callable[[str], None]
 ConfigFactory = Callable[[NodeId], RaftConfig]
 DiskModel = Literal["memory", "wal", "mixed"]
 DISK_MODELS: Final = ("memory", "wal", "mixed")
+Workload = Literal["kv", "decisions"]
+WORKLOADS: Final = ("kv", "decisions")
 WAL_DISK_EVERY: Final = 4  # with disk="mixed", seeds S with S % 4 == 3 use the WAL disk
 
 
@@ -91,6 +101,8 @@ class SimSettings:
     vary_flow_control: bool = True  # with the default raft_config only; see the docstring
     disk: DiskModel = "mixed"  # see the module docstring
     storage_class: type[FileStorage] = FileStorage  # the WAL under test (disk "wal" only)
+    workload: Workload = "kv"  # see the module docstring
+    decision_machine_class: type[DecisionMachine] = DecisionMachine  # workload "decisions"
 
     @property
     def uses_wal_disk(self) -> bool:
@@ -134,15 +146,19 @@ class SimSettings:
             raise ValueError("tick_interval_us must be >= 1 and clock_drift_max in [0, 0.5)")
         if self.disk not in DISK_MODELS:
             raise ValueError(f"disk must be one of {DISK_MODELS}")
+        if self.workload not in WORKLOADS:
+            raise ValueError(f"workload must be one of {WORKLOADS}")
 
 
 __all__ = [
     "DISK_MODELS",
     "FLOW_CONTROL_CHOICES",
     "WAL_DISK_EVERY",
+    "WORKLOADS",
     "ConfigFactory",
     "DiskModel",
     "SimSettings",
     "TraceSink",
+    "Workload",
     "default_raft_config",
 ]
