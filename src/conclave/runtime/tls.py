@@ -13,8 +13,8 @@ Rules:
   checks the server's hostname, so a dialler passes `server_hostname` = the host part of the
   peer address, which must be in the certificate's subjectAltName (IP or DNS).
 - `generate_dev_certs` writes a throw-away CA and node certificates (EC P-256) for development
-  and tests: private key files get mode 0o600, and no existing file is overwritten unless
-  `force` is set (then nothing is written at all if any target exists without it).
+  and tests: private key files get mode 0o600; without `force`, nothing at all is written if
+  any target file exists (never a half-replaced set of files).
 """
 
 import datetime
