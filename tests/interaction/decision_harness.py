@@ -83,6 +83,9 @@ class DictTarget:
     def read(self, key: str) -> str | None:
         return self.data.get(key)
 
+    def scan(self, prefix: str) -> list[tuple[str, str]]:
+        return sorted((k, v) for k, v in self.data.items() if k.startswith(prefix))
+
     def write(self, key: str, value: str | None) -> None:
         if value == "refuse":
             raise ExecutionRefused(f"{key}: value refused")

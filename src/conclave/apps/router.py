@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from conclave.apps.kv import Get, KVSettings, KVStateMachine
+from conclave.apps.kv import Get, KVSettings, KVStateMachine, Range
 from conclave.apps.kv.codec import KVDecodeError
 from conclave.core.effects import Entry, EntryKind
 from conclave.core.errors import InvariantViolation
@@ -61,6 +61,16 @@ class KVTarget:
 
     def read(self, key: str) -> str | None:
         return self.kv.query(Get(key=key)).value
+
+    def scan(self, prefix: str) -> list[tuple[str, str]]:
+        items: list[tuple[str, str]] = []
+        after: str | None = None
+        while True:
+            page = self.kv.query(Range(prefix=prefix, after=after))
+            items.extend((kv.key, kv.value) for kv in page.items)
+            if not page.more or not page.items:
+                return items
+            after = page.items[-1].key
 
     def write(self, key: str, value: str | None) -> None:
         try:

@@ -49,6 +49,7 @@ from conclave.decision.model import (
     Outcome,
     Policy,
     Proposal,
+    Scope,
     VoteChoice,
 )
 from conclave.decision.policy import evaluate
@@ -90,6 +91,10 @@ class ExecutionTarget(Protocol):
     """Where approved changes land (the KV store, later the applications)."""
 
     def read(self, key: str) -> str | None: ...
+
+    def scan(self, prefix: str) -> list[tuple[str, str]]:
+        """Every key under `prefix` with its value, in key order."""
+        ...
 
     def write(self, key: str, value: str | None) -> None:
         """Set (or delete, for None) one key; raise ExecutionRefused to refuse it."""
@@ -198,6 +203,10 @@ class DecisionMachine:
                 return Accepted(proposal_id="", status=Status.OPEN)
         raise TypeError(f"not a decision command: {type(command).__name__}")
 
+    def _in_log_order(self) -> list[tuple[str, ProposalRecord]]:
+        """Proposals by log index (ids sort as text, "p10" before "p9", which is not order)."""
+        return sorted(self.proposals.items(), key=lambda item: item[1].proposal.index)
+
     # -- audit ----------------------------------------------------------------------------
 
     def _log(self, kind: str, proposal_id: str, detail: str) -> None:
@@ -241,18 +250,24 @@ class DecisionMachine:
         for dep in command.depends_on:
             if dep not in self.proposals:
                 return self._refuse("unknown_dependency", f"no proposal {dep!r}")
+        scope, changes = command.scope, command.changes
         if command.rollback_of is not None:
             problem = self._rollback_problem(command.rollback_of)
             if problem is not None:
                 return self._refuse("invalid_rollback", problem)
+            # A rollback writes the undo record: declare it, so conflicts, merges and rules
+            # see the real writes.
+            changes = self.proposals[command.rollback_of].rollback
+            written = {key for key, _ in changes} | set(scope.writes)
+            scope = Scope(reads=scope.reads, writes=tuple(sorted(written)))
         proposal_id = f"{ID_PREFIX}{self._index}"
         proposal = Proposal(
             id=proposal_id,
             proposer=command.proposer,
             kind=command.kind,
             params=command.params,
-            scope=command.scope,
-            changes=command.changes,
+            scope=scope,
+            changes=changes,
             depends_on=command.depends_on,
             priority=command.priority,
             window=command.window,
@@ -278,20 +293,34 @@ class DecisionMachine:
             return f"no proposal {target_id!r}"
         if target.status is not Status.EXECUTED:
             return f"{target_id} is {target.status.value}, only an executed decision rolls back"
+        later = self._later_writer(target)
+        if later is not None:
+            return f"{later[1]!r} was changed later by {later[0]}: roll that back first"
+        return None
+
+    def _later_writer(self, target: ProposalRecord) -> tuple[str, str] | None:
+        """An executed decision after `target` that wrote one of its keys: (id, key)."""
+        keys = {key for key, _ in target.rollback}
+        for pid, other in self._in_log_order():
+            after = other.executed_index > target.executed_index
+            if other.status is Status.EXECUTED and after:
+                for key, _ in other.proposal.changes:
+                    if key in keys:
+                        return pid, key
         return None
 
     def _others_active(self, record: ProposalRecord) -> list[Proposal]:
         own = record.proposal.id
         return [
             r.proposal
-            for pid, r in sorted(self.proposals.items())
+            for pid, r in self._in_log_order()
             if pid != own and r.status in (Status.OPEN, Status.APPROVED)
         ]
 
     def _failed(self) -> dict[str, str]:
         return {
             pid: r.status.value
-            for pid, r in sorted(self.proposals.items())
+            for pid, r in self._in_log_order()
             if r.status in _FAILED_STATES or r.status is Status.ROLLED_BACK
         }
 
@@ -322,10 +351,16 @@ class DecisionMachine:
         return list(found)
 
     def _target_state(self, record: ProposalRecord) -> dict[str, str]:
+        """What detection needs of the target: the proposal's keys, and every key under the
+        prefix of each of its kind's rules (a limit on the number of keys counts them all)."""
         if self.target is None:
             return {}
+        state: dict[str, str] = {}
+        for prefix in sorted(
+            {_rule_prefix(rule) for rule in self.kinds[record.proposal.kind].rules}
+        ):
+            state.update(self.target.scan(prefix))
         keys = record.proposal.scope.reads + record.proposal.scope.writes
-        state = {}
         for key in sorted(set(keys)):
             value = self.target.read(key)
             if value is not None:
@@ -408,19 +443,21 @@ class DecisionMachine:
 
     def _finish(self, record: ProposalRecord, status: Status, reason: str) -> None:
         self._transition(record, status)
+        if status in (Status.REJECTED, Status.EXPIRED, Status.FAILED):
+            record.verdict = reason
         self._log(status.value, record.proposal.id, reason)
         if status in _FAILED_STATES:
             self._fail_dependents(record.proposal.id)
 
     def _expire_due(self) -> None:
-        for _, record in sorted(self.proposals.items()):
+        for _, record in self._in_log_order():
             if record.status is Status.OPEN and record.proposal.deadline_ms < self.now_ms:
                 self._finish(
                     record, Status.EXPIRED, f"deadline {record.proposal.deadline_ms} passed"
                 )
 
     def _fail_dependents(self, failed_id: str) -> None:
-        for _, record in sorted(self.proposals.items()):
+        for _, record in self._in_log_order():
             if failed_id not in record.proposal.depends_on:
                 continue
             reason = f"dependency {failed_id} did not succeed"
@@ -443,6 +480,16 @@ class DecisionMachine:
         self._log("approved", record.proposal.id, record.verdict)
         self._maybe_execute(record)
 
+    def _decided_order(self, record: ProposalRecord) -> list[str]:
+        """Ids already approved (waiting or executed), earliest first, then `record` (being
+        approved now): the order `first_decided` goes by."""
+        decided = [
+            (r.decided_index, pid)
+            for pid, r in self._in_log_order()
+            if r.status in (Status.APPROVED, Status.EXECUTED) and pid != record.proposal.id
+        ]
+        return [pid for _, pid in sorted(decided)] + [record.proposal.id]
+
     def _still_approved(self, record: ProposalRecord) -> bool:
         config = self.kinds[record.proposal.kind]
         votes = {voter: vote.choice for voter, vote in sorted(record.votes.items())}
@@ -454,12 +501,23 @@ class DecisionMachine:
 
     def _resolve(self, record: ProposalRecord, conflict: Conflict) -> None:
         if conflict.type is ConflictType.DEPENDENCY or conflict.type is ConflictType.POLICY:
+            # Not a contest between proposals: the proposal itself cannot go ahead.
+            rejected = Resolution(
+                strategy=conflict.type.value,
+                conflict_id=conflict.id,
+                winners=(),
+                losers=(record.proposal.id,),
+                escalations=(),
+                merged=False,
+                explanation=f"{record.proposal.id} rejected: {conflict.reason}",
+            )
+            self.conflicts[conflict.id] = replace(self.conflicts[conflict.id], resolution=rejected)
             self._finish(record, Status.REJECTED, f"{conflict.id}: {conflict.reason}")
             return
         involved = {pid: self.proposals[pid].proposal for pid in conflict.proposals}
         strategy = self.registry.get(self.kinds[record.proposal.kind].strategy)
         try:
-            resolution = strategy.resolve(conflict, involved)
+            resolution = strategy.resolve(conflict, involved, self._decided_order(record))
             problems = validate(resolution, conflict, involved, self._detect_fn(record))
         except CannotResolve as exc:
             problems = [str(exc)]
@@ -511,17 +569,15 @@ class DecisionMachine:
         self._execute(record)
 
     def _changes(self, record: ProposalRecord) -> tuple[tuple[str, str | None], ...]:
-        if record.rollback_of is not None:
-            return self.proposals[record.rollback_of].rollback
-        return record.proposal.changes
+        return record.proposal.changes  # a rollback's changes are its target's undo record
 
     def _execute(self, record: ProposalRecord) -> None:
         changes = self._changes(record)
         target = self.target
         if record.rollback_of is not None:
-            original = self.proposals[record.rollback_of]
-            if original.status is not Status.EXECUTED:
-                self._finish(record, Status.FAILED, f"{record.rollback_of} is no longer executed")
+            problem = self._rollback_problem(record.rollback_of)
+            if problem is not None:  # things changed since the rollback was proposed
+                self._finish(record, Status.FAILED, f"cannot roll back: {problem}")
                 return
         undo: list[tuple[str, str | None]] = []
         try:
@@ -571,7 +627,7 @@ class DecisionMachine:
             self.target.write(key, value)
 
     def _execute_ready_dependents(self, executed_id: str) -> None:
-        for _, record in sorted(self.proposals.items()):
+        for _, record in self._in_log_order():
             if record.status is Status.APPROVED and executed_id in record.proposal.depends_on:
                 self._maybe_execute(record)
 
@@ -599,6 +655,12 @@ class DecisionMachine:
             if len(executed) > 1 and conflict.conflict.type is ConflictType.RESOURCE:
                 merged = conflict.resolution is not None and conflict.resolution.merged
                 assert merged, f"{cid}: {executed} both executed without a merge"
+
+
+def _rule_prefix(rule: PolicyRule) -> str:
+    """The key prefix a rule watches (field names differ between rule types)."""
+    prefix = getattr(rule, "prefix", None)
+    return str(prefix if prefix is not None else getattr(rule, "key_prefix", ""))
 
 
 def _escalation(conflict: Conflict, why: str) -> Resolution:

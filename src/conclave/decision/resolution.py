@@ -78,7 +78,14 @@ class Strategy(Protocol):
     @property
     def name(self) -> str: ...
 
-    def resolve(self, conflict: Conflict, proposals: Mapping[str, Proposal]) -> Resolution: ...
+    def resolve(
+        self,
+        conflict: Conflict,
+        proposals: Mapping[str, Proposal],
+        decided_order: Sequence[str] = (),
+    ) -> Resolution:
+        """Settle `conflict`; `decided_order` lists ids already decided, earliest first."""
+        ...
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -141,7 +148,13 @@ class PriorityStrategy:
 
     name: str = "priority"
 
-    def resolve(self, conflict: Conflict, proposals: Mapping[str, Proposal]) -> Resolution:
+    def resolve(
+        self,
+        conflict: Conflict,
+        proposals: Mapping[str, Proposal],
+        decided_order: Sequence[str] = (),
+    ) -> Resolution:
+        del decided_order  # only first_decided needs the order
         _require_contest(self.name, conflict)
         ranked = sorted(
             _involved(self.name, conflict, proposals), key=lambda p: (-p.priority, p.index, p.id)
@@ -154,14 +167,29 @@ class PriorityStrategy:
 
 @dataclass(frozen=True, slots=True)
 class FirstDecidedStrategy:
-    """First in log order wins (lower index, then smaller id)."""
+    """The first decided wins: the earliest of `decided_order` among the conflict's proposals
+    (the machine resolves when a proposal is approved, so that is the one approved first);
+    when none of them is in `decided_order`, the first in log order (lower index, then id)."""
 
     name: str = "first_decided"
 
-    def resolve(self, conflict: Conflict, proposals: Mapping[str, Proposal]) -> Resolution:
+    def resolve(
+        self,
+        conflict: Conflict,
+        proposals: Mapping[str, Proposal],
+        decided_order: Sequence[str] = (),
+    ) -> Resolution:
         _require_contest(self.name, conflict)
-        ranked = sorted(_involved(self.name, conflict, proposals), key=lambda p: (p.index, p.id))
-        return _one_winner(self.name, conflict, ranked, f"first in log (index {ranked[0].index})")
+        involved = _involved(self.name, conflict, proposals)
+        order = {pid: n for n, pid in enumerate(decided_order)}
+        first = len(order)
+        ranked = sorted(involved, key=lambda p: (order.get(p.id, first), p.index, p.id))
+        why = (
+            f"decided first ({ranked[0].id})"
+            if ranked[0].id in order
+            else f"first in log (index {ranked[0].index})"
+        )
+        return _one_winner(self.name, conflict, ranked, why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +198,13 @@ class MergeStrategy:
 
     name: str = "merge"
 
-    def resolve(self, conflict: Conflict, proposals: Mapping[str, Proposal]) -> Resolution:
+    def resolve(
+        self,
+        conflict: Conflict,
+        proposals: Mapping[str, Proposal],
+        decided_order: Sequence[str] = (),
+    ) -> Resolution:
+        del decided_order  # only first_decided needs the order
         _require_contest(self.name, conflict)
         involved = _involved(self.name, conflict, proposals)
         problems = _non_commuting(involved)
@@ -193,7 +227,13 @@ class EscalateStrategy:
 
     name: str = "escalate"
 
-    def resolve(self, conflict: Conflict, proposals: Mapping[str, Proposal]) -> Resolution:
+    def resolve(
+        self,
+        conflict: Conflict,
+        proposals: Mapping[str, Proposal],
+        decided_order: Sequence[str] = (),
+    ) -> Resolution:
+        del decided_order  # only first_decided needs the order
         ids = tuple(p.id for p in _involved(self.name, conflict, proposals))
         return Resolution(
             strategy=self.name,
@@ -212,7 +252,13 @@ class RejectAllStrategy:
 
     name: str = "reject_all"
 
-    def resolve(self, conflict: Conflict, proposals: Mapping[str, Proposal]) -> Resolution:
+    def resolve(
+        self,
+        conflict: Conflict,
+        proposals: Mapping[str, Proposal],
+        decided_order: Sequence[str] = (),
+    ) -> Resolution:
+        del decided_order  # only first_decided needs the order
         ids = tuple(p.id for p in _involved(self.name, conflict, proposals))
         return Resolution(
             strategy=self.name,
