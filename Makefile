@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-sim test lint typecheck unit sim-check soak bench-sim clean
+.PHONY: demo demo-sim test lint typecheck unit sim-check soak bench-sim bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,5 +37,13 @@ soak: $(STAMP)
 	$(BIN)/conclave sim raft --seeds 1000 --nodes 5
 	$(BIN)/conclave sim raft --seeds 1000 --nodes 7
 
+## bench: side-by-side benchmark against etcd, ZooKeeper and PySyncObj (benchmarks/README.md);
+## installs the bench extra and Debian's etcd-server and zookeeper when missing.
+## BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--quick"
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	bash benchmarks/install_peers.sh
+	$(BIN)/python -m benchmarks run $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build *.egg-info src/*.egg-info test-artifacts
