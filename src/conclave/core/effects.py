@@ -7,7 +7,11 @@ The `Ready` ordering contract (DESIGN.md rules 1 and 5), executed by the one dri
    (an entry at index i replaces every stable entry at index >= i). When `must_sync` is true,
    make all of it durable (fsync) before going on. Nothing below may happen before this step.
 2. Send `messages`. They may depend on the state persisted in step 1 (a vote, an append
-   acknowledgement), which is why they wait for it: persist before send.
+   acknowledgement), which is why they wait for it: persist before send. The one exception
+   is a message the core declares independent of its own durability (its
+   `may_send_before_persist` predicate, given to the driver): the driver may send it before
+   step 1, so the disk write overlaps the network round trip. Raft: a leader's AppendEntries
+   (thesis 10.2.1) — the leader counts its own copy toward commit only in step 4.
 3. Apply: if `snapshot` is not None and its index is above the state machine's applied index,
    restore the state machine from it; then apply `committed_entries` in order.
    Serve each `ReadState` once the applied index reaches its `index`.

@@ -3,6 +3,8 @@
 Order, identical in production and in the simulator:
 persist (and fsync when `must_sync`) -> send -> apply (restore a newer snapshot first, then the
 committed entries; then serve reads whose index is applied) -> `advance`.
+With a `send_early` predicate (the core's `may_send_before_persist`), the messages it accepts
+are sent before persisting, so the leader's fsync overlaps replication (effects.py, step 2).
 
 The driver is synchronous and talks only to ports, so the simulator runs it unchanged.
 """
@@ -11,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from conclave.core.effects import Entry, ReadState, Ready, TraceEvent
+from conclave.core.effects import Entry, ReadState, Ready, Send, TraceEvent
 from conclave.core.ports import ReadyCore, StateMachine, Storage, Transport
 
 M = TypeVar("M")
@@ -55,6 +57,7 @@ class Driver(Generic[M]):
     on_applied: AppliedCallback = _ignore_applied
     on_read_ready: ReadCallback = _ignore_read
     on_trace: TraceCallback = _ignore_trace
+    send_early: Callable[[M], bool] | None = None
     stats: DriverStats = field(default_factory=DriverStats)
     _pending_reads: list[ReadState] = field(default_factory=list)
 
@@ -68,8 +71,14 @@ class Driver(Generic[M]):
 
     def execute(self, ready: Ready[M]) -> None:
         """Execute one Ready in the contract's order, then acknowledge it to the core."""
-        self._persist(ready)
-        self._send(ready)
+        early = self.send_early
+        if early is None:
+            self._persist(ready)
+            self._send(ready.messages)
+        else:
+            self._send(tuple(m for m in ready.messages if early(m.message)))
+            self._persist(ready)
+            self._send(tuple(m for m in ready.messages if not early(m.message)))
         self._apply(ready)
         for event in ready.traces:
             self.on_trace(event)
@@ -83,10 +92,10 @@ class Driver(Generic[M]):
             self.storage.sync()
             self.stats.syncs += 1
 
-    def _send(self, ready: Ready[M]) -> None:
-        for envelope in ready.messages:
+    def _send(self, messages: tuple[Send[M], ...]) -> None:
+        for envelope in messages:
             self.transport.send(envelope)
-        self.stats.messages_sent += len(ready.messages)
+        self.stats.messages_sent += len(messages)
 
     def _apply(self, ready: Ready[M]) -> None:
         snapshot = ready.snapshot

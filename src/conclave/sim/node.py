@@ -47,6 +47,7 @@ from conclave.consensus.raft import (
     RaftNode,
     RequestVoteResponse,
     Role,
+    may_send_before_persist,
 )
 from conclave.core.effects import Entry, HardState, ReadState, Send, Snapshot, TraceEvent
 from conclave.core.env import CoreEnv
@@ -351,6 +352,7 @@ class SimNode:
             on_applied=self._on_applied,
             on_read_ready=self._on_read_ready,
             on_trace=self._on_trace,
+            send_early=may_send_before_persist,
         )
         self.process()
 

@@ -14,6 +14,7 @@ from conclave.consensus.raft.messages import (
     RequestVote,
     RequestVoteResponse,
     TimeoutNow,
+    may_send_before_persist,
 )
 from conclave.consensus.raft.node import RaftNode
 from conclave.consensus.raft.progress import PeerProgress, ProgressState
@@ -27,6 +28,7 @@ from conclave.consensus.raft.types import (
 )
 
 __all__ = [
+    "may_send_before_persist",
     # the node and its settings
     "RaftNode",
     "RaftConfig",

@@ -154,3 +154,13 @@ __all__ = [
     "RequestVoteResponse",
     "TimeoutNow",
 ]
+
+
+def may_send_before_persist(message: RaftMessage) -> bool:
+    """Whether the driver may send `message` before the Ready's persist step.
+
+    Only a leader's AppendEntries: it promises nothing about the leader's own disk (the leader
+    counts its copy toward commit only after persisting, in `advance`), so replication can
+    overlap the leader's fsync (Raft thesis 10.2.1). Votes and acknowledgements must wait.
+    """
+    return isinstance(message, AppendEntries)
