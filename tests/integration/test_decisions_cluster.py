@@ -189,6 +189,9 @@ BAD_DECISION_INPUT = [
     ("POST", "/v1/proposals", {"kind": "config", "deadline_seconds": -1}, "ann", 400),
     ("POST", "/v1/proposals", {"kind": "config", "colour": "red"}, "ann", 400),
     ("POST", "/v1/proposals/p999/votes", {"choice": "approve"}, "ann", 404),
+    ("POST", "/v1/proposals/{open}/votes", {"choice": "approve"}, "ops", 403),  # not a voter
+    ("POST", "/v1/proposals/{open}/votes", {"choice": "maybe"}, "ann", 400),
+    ("POST", "/v1/proposals/{open}/votes", {"choice": "approve", "extra": 1}, "ann", 400),
     ("POST", "/v1/kinds", {**KIND, "policy": {"threshold": [3, 2]}}, "ops", 400),
     ("POST", "/v1/kinds", {**KIND, "strategy": "coin_toss"}, "ops", 400),
     ("GET", "/v1/proposals?state=sideways", None, None, 400),
@@ -202,12 +205,18 @@ def test_bad_decision_input_gets_a_clear_4xx_and_changes_nothing(
     cluster = make_cluster(3, extra_args=AUTH_ARGS)
     cluster.start()
     _ok(_call(cluster, 1, "POST", "/v1/kinds", KIND, who="ops"))
-    before = _ok(_call(cluster, 1, "GET", "/v1/proposals"))
-    for method, path, body, who, status in BAD_DECISION_INPUT:
+    proposal = {"kind": "config", "changes": {"k": "v"}, "deadline_seconds": 120}
+    open_id = _ok(_call(cluster, 1, "POST", "/v1/proposals", proposal, who="ann"), 201)["id"]
+    before = _ok(_call(cluster, 1, "GET", f"/v1/proposals/{open_id}"))
+    for method, template, body, who, status in BAD_DECISION_INPUT:
+        path = template.replace("{open}", open_id)
         token = {"nobody": "not-a-token-at-all", **TOKENS, "ops": ADMIN}.get(who) if who else None
         code, answer = http_json(
             method, cluster.url(2, path), body, timeout_seconds=10.0, token=token
         )
         assert code == status, (path, body, answer)
         assert "code" in answer
-    assert _ok(_call(cluster, 1, "GET", "/v1/proposals")) == before
+    after = _ok(_call(cluster, 1, "GET", f"/v1/proposals/{open_id}"))
+    assert after["vote_list"] == before["vote_list"] == []
+    assert after["status"] == "open"
+    assert len(_ok(_call(cluster, 1, "GET", "/v1/proposals"))["proposals"]) == 1
