@@ -80,6 +80,8 @@ def test_conflicting_proposals_are_resolved_executed_and_rolled_back(
         ),
         201,
     )["id"]
+    declared = _ok(_call(cluster, 3, "GET", "/v1/kinds"))["kinds"]
+    assert declared[0]["policy"]["threshold"] == [2, 3]  # the policy is data, shown as stored
     conflicts = _ok(_call(cluster, 2, "GET", "/v1/conflicts"))["conflicts"]
     assert [c["id"] for c in conflicts] == [f"resource:{low}+{high}"]
 

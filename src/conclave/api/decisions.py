@@ -30,7 +30,9 @@ from conclave.decision.commands import (
     Propose,
     member_from_obj,
     policy_from_obj,
+    policy_to_obj,
     rule_from_obj,
+    rule_to_obj,
 )
 from conclave.decision.explain import detail, explain_lines, summary
 from conclave.decision.machine import Accepted, AuditEvent, Refused, Status
@@ -281,12 +283,13 @@ class DecisionApi:
             kinds = [
                 {
                     "kind": kind,
+                    "policy": policy_to_obj(c.policy),
                     "strategy": c.strategy,
                     "electorate": [
                         {"principal": m.principal, "weight": m.weight, "roles": list(m.roles)}
                         for m in c.electorate
                     ],
-                    "rules": len(c.rules),
+                    "rules": [rule_to_obj(rule) for rule in c.rules],
                 }
                 for kind, c in sorted(self.node.decisions.kinds.items())
             ]
