@@ -219,3 +219,36 @@ def test_storage_has_no_concurrency_clock_or_upper_layers() -> None:
                 if layer not in ("core", "storage"):
                     offending.append((module, site.imported, site.line))
     assert offending == [], f"storage must stay usable under the simulator: {offending}"
+
+
+# DESIGN.md section 2: observability is imported only by the shell. The dashboard (served by a
+# node's API) counts as the shell too: it shows the node's alerts and metrics.
+OBSERVABILITY_USERS = ("runtime", "api", "cli", "dashboard", "observability")
+
+
+def observability_violations(path: Path, layer: str) -> list[tuple[str, int]]:
+    """Imports of `conclave.observability` by a file of `layer` that may not import it."""
+    if layer in OBSERVABILITY_USERS:
+        return []
+    return [
+        (site.imported, site.line)
+        for site in _imports(path)
+        if site.imported.startswith("conclave.observability")
+    ]
+
+
+def test_only_the_shell_imports_observability() -> None:
+    offending = [
+        (_module_name(path), found)
+        for path in _python_files()
+        if (found := observability_violations(path, _layer(_module_name(path))))
+    ]
+    assert not offending, f"pure packages and the simulator emit trace events: {offending}"
+
+
+def test_the_observability_rule_catches_a_planted_import(tmp_path: Path) -> None:
+    planted = tmp_path / "bad.py"
+    planted.write_text("from conclave.observability import NodeMetrics\n")
+    for layer in ("core", "decision", "sim", "storage", "client"):
+        assert observability_violations(planted, layer), layer
+    assert not observability_violations(planted, "runtime")

@@ -28,6 +28,7 @@ from aiohttp import web
 from conclave.api.decisions import DecisionApi, add_routes
 from conclave.api.errors import ApiError
 from conclave.api.inputs import check_query, consistency, json_body, query_int
+from conclave.api.metrics import add_observability_routes
 from conclave.apps.kv import (
     SESSIONLESS,
     CasResult,
@@ -45,6 +46,7 @@ from conclave.apps.kv import (
 )
 from conclave.apps.kv.commands import ID_MAX, check_key
 from conclave.core.errors import NotLeader, ProposalDropped
+from conclave.dashboard import add_dashboard_routes
 from conclave.decision.machine import Refused
 from conclave.runtime.app_call import APP_CALL_PATH, APP_CONTENT_TYPE, decode_call
 from conclave.runtime.node import (
@@ -517,6 +519,8 @@ def build_app(node: ConclaveNode) -> web.Application:
     app.router.add_route("GET", "/healthz", api.healthz)
     app.router.add_route("GET", "/readyz", api.readyz)
     add_routes(app, DecisionApi(node, api.leader_only, json_body, FORWARD_SESSION))
+    add_observability_routes(app, node)
+    add_dashboard_routes(app, node)
     return app
 
 

@@ -133,6 +133,22 @@ KEYS: Final[dict[str, _Key]] = {
     "fsync": _Key(_bool, "fsync the WAL (turn off only to measure; then nothing is durable)"),
     "tokens": _Key(_tokens, "API tokens of the decision endpoints, TOKEN=PRINCIPAL each"),
     "admins": _Key(_names, "principals allowed to declare decision kinds"),
+    "alert_interval_seconds": _Key(_float, "how often the node evaluates its alerts"),
+    "alert_no_leader_seconds": _Key(_float, "alert when no leader is known for longer"),
+    "alert_leader_changes_max": _Key(_int, "alert on more leader changes than this in the window"),
+    "alert_leader_changes_window_seconds": _Key(_float, "the window of alert_leader_changes_max"),
+    "alert_fsync_p99_seconds": _Key(_float, "alert when the WAL fsync p99 of the window is over"),
+    "alert_fsync_window_seconds": _Key(_float, "the window of recent fsyncs for the p99"),
+    "alert_follower_lag_entries_max": _Key(_int, "alert (leader) when a follower lags more"),
+    "alert_conflicts_per_minute_max": _Key(_int, "alert on more decision conflicts per minute"),
+    "alert_stuck_proposal_grace_seconds": _Key(
+        _float, "alert when an open proposal is this far past its deadline"
+    ),
+    "alert_stuck_proposal_window_seconds": _Key(
+        _float, "how long a proposal that expired without quorum keeps its alert active"
+    ),
+    "alert_webhook_url": _Key(_text, "POST alerts (JSON) here when they fire and resolve"),
+    "alert_webhook_timeout_seconds": _Key(_float, "timeout of one webhook POST"),
 }
 _TLS_KEYS: Final = ("tls_cert", "tls_key", "tls_ca")
 

@@ -62,6 +62,7 @@ from conclave.consensus.raft import (
     RaftMessage,
     RaftNode,
     Role,
+    may_send_before_persist,
 )
 from conclave.core.effects import Entry, EntryKind, HardState, ReadState
 from conclave.core.env import CoreEnv
@@ -69,6 +70,7 @@ from conclave.core.errors import NotLeader, ProposalDropped, RemoteInputError
 from conclave.core.ids import NO_NODE, LogIndex, NodeId
 from conclave.decision.commands import DecisionCommand, Expire, Stamped
 from conclave.decision.machine import DecisionMachine, Result, Status
+from conclave.observability import NodeObserver
 from conclave.runtime.driver import Driver
 from conclave.runtime.settings import MemberAddress, NodeSettings, parse_address
 from conclave.runtime.transport import TcpPeerTransport
@@ -177,6 +179,8 @@ class ConclaveNode:
         # Decision watchers: each gets a wake-up when the audit trail grows (they read it).
         self.audit_listeners: set[asyncio.Event] = set()
         self._removed = False
+        # Metrics and alerts (conclave.observability): hooks below, state read when needed.
+        self.observer = NodeObserver(self)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -208,16 +212,18 @@ class ConclaveNode:
         )
         self._driver = Driver(
             core=core,
-            storage=storage,
-            transport=self._transport,
+            storage=self.observer.wrap_storage(storage),
+            transport=self.observer.wrap_transport(self._transport),
             state_machine=self.machine,
             on_applied=self._on_applied,
             on_read_ready=self._on_read_ready,
+            send_early=may_send_before_persist,
         )
         self.machine.observing = True
         await self._transport.start()
         self.started_at = time.monotonic()
         self._ticker = asyncio.create_task(self._tick_forever(), name="conclave-ticker")
+        self.observer.start()
         self._kick()
 
     async def stop(self) -> None:
@@ -230,6 +236,7 @@ class ConclaveNode:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        await self.observer.stop()
         if self._transport is not None:
             await self._transport.close()
         self._cancel_expiry()
@@ -320,6 +327,7 @@ class ConclaveNode:
         self._was_leader = is_leader
         self._fail_skipped_proposals()
         self._maybe_compact()
+        self.observer.after_drain()
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -362,6 +370,7 @@ class ConclaveNode:
         except RemoteInputError as exc:
             self.log.warning("dropped a bad message from node %s: %s", message.src, exc)
             return
+        self.observer.on_peer_message(message)
         self._kick()
 
     # -- applying -------------------------------------------------------------------------
@@ -511,7 +520,11 @@ class ConclaveNode:
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._proposals[ticket.index] = _ProposalWaiter(ticket.term, future)
         self._kick()
-        return await self._within_timeout(future, "the write")
+        try:
+            return await self._within_timeout(future, "the write")
+        except (ProposalDropped, OutcomeUnknown):
+            self.observer.proposal_failed()
+            raise
 
     async def decide(self, command: DecisionCommand) -> Result:
         """Propose a decision command stamped with this leader's clock; the machine's answer.
@@ -741,6 +754,11 @@ class ConclaveNode:
             "peers": peers,
             "wal_syncs": self._driver.stats.syncs if self._driver is not None else 0,
         }
+
+    @property
+    def proposals_pending(self) -> int:
+        """Proposals made on this node that are neither applied nor failed yet."""
+        return len(self._proposals)
 
     def is_ready(self) -> bool:
         core = self.core

@@ -100,6 +100,19 @@ class NodeSettings:
     tokens: tuple[tuple[str, str], ...] = ()
     admins: tuple[str, ...] = ()
     kv: KVSettings = field(default_factory=KVSettings)
+    # Alerts evaluated inside the node (conclave.observability.alerts; docs/http-api.md).
+    alert_interval_seconds: float = 1.0
+    alert_no_leader_seconds: float = 5.0
+    alert_leader_changes_max: int = 3
+    alert_leader_changes_window_seconds: float = 900.0
+    alert_fsync_p99_seconds: float = 0.5
+    alert_fsync_window_seconds: float = 60.0
+    alert_follower_lag_entries_max: int = 1000
+    alert_conflicts_per_minute_max: int = 10
+    alert_stuck_proposal_grace_seconds: float = 5.0
+    alert_stuck_proposal_window_seconds: float = 900.0
+    alert_webhook_url: str | None = None  # POSTed a JSON body when an alert fires or resolves
+    alert_webhook_timeout_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         problems = self._problems()
@@ -148,6 +161,33 @@ class NodeSettings:
         for name in ("request_timeout_seconds", "member_catch_up_timeout_seconds"):
             if getattr(self, name) <= 0:
                 out.append(f"{name} must be positive")
+        out += self._alert_problems()
+        return out
+
+    def _alert_problems(self) -> list[str]:
+        out: list[str] = []
+        for name in (
+            "alert_interval_seconds",
+            "alert_leader_changes_window_seconds",
+            "alert_fsync_window_seconds",
+            "alert_webhook_timeout_seconds",
+        ):
+            if getattr(self, name) <= 0:
+                out.append(f"{name} must be positive")
+        for name in (
+            "alert_no_leader_seconds",
+            "alert_leader_changes_max",
+            "alert_fsync_p99_seconds",
+            "alert_follower_lag_entries_max",
+            "alert_conflicts_per_minute_max",
+            "alert_stuck_proposal_grace_seconds",
+            "alert_stuck_proposal_window_seconds",
+        ):
+            if getattr(self, name) < 0:
+                out.append(f"{name} must not be negative")
+        url = self.alert_webhook_url
+        if url is not None and not url.startswith(("http://", "https://")):
+            out.append("alert_webhook_url must be an http:// or https:// URL")
         return out
 
     def principal_of(self, token: str) -> str | None:
