@@ -2,7 +2,7 @@
 
 The browser is Debian's `chromium` (`apt-get install chromium`; `.ci/run` installs it), driven
 by Playwright's synchronous API with `executable_path`, so no browser is downloaded. Without a
-browser the test is skipped, unless `CONCLAVE_REQUIRE_BROWSER=1` (set by `.ci/run`) makes that
+browser the test is skipped, unless `REQUIRE_BROWSER_TESTS=1` (set by `.ci/run`) makes that
 a failure. The page must load without console errors, show the leader, follow a SIGKILL of the
 leader to a new leader (the old one shown as down) and show an open decision's votes and
 tally, its conflict's resolution and the outcome. A screenshot is saved under the test's tmp
@@ -68,8 +68,8 @@ def _chromium() -> str | None:
 
 
 def _missing(reason: str) -> None:
-    if os.environ.get("CONCLAVE_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (CONCLAVE_REQUIRE_BROWSER=1)")
+    if os.environ.get("REQUIRE_BROWSER_TESTS") == "1":
+        pytest.fail(f"{reason} (REQUIRE_BROWSER_TESTS=1)")
     pytest.skip(reason)
 
 

@@ -5,7 +5,8 @@ Rules:
   A flag left unset (None) does not override anything.
 - Every source uses the same names (`node_id`, `data_dir`, `members`, ...). The environment
   spells them `CONCLAVE_<NAME>` in capitals; list values (`members`) are separated by `;`.
-- Unknown keys in the file, unknown `CONCLAVE_*` variables that look like settings, and values
+- Unknown keys in the file, unknown `CONCLAVE_*` variables (except those of other commands:
+  `CONCLAVE_ENDPOINTS`, `CONCLAVE_TOKEN`, `CONCLAVE_REWRITE`), and values
   of the wrong type are refused with a message naming the source and the key, and all
   problems are reported at once (`SettingsError`). Nothing starts on a bad configuration.
 - With no configuration at all a node runs as a one-node cluster in `./conclave-data`
@@ -24,6 +25,9 @@ from conclave.runtime.tls import TlsSettings
 DEFAULT_DATA_DIR: Final = Path("conclave-data")
 DEFAULT_MEMBER: Final = "1=127.0.0.1:7101,127.0.0.1:7001"
 ENV_PREFIX: Final = "CONCLAVE_"
+# `CONCLAVE_*` variables of other commands, not node settings: a shell that exports them for
+# `conclave kv ...` must still be able to run `conclave serve`.
+OTHER_VARIABLES: Final = frozenset({"CONCLAVE_ENDPOINTS", "CONCLAVE_TOKEN", "CONCLAVE_REWRITE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +191,7 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     return {
         name[len(ENV_PREFIX) :].lower(): value
         for name, value in environ.items()
-        if name.startswith(ENV_PREFIX) and name != "CONCLAVE_REWRITE"
+        if name.startswith(ENV_PREFIX) and name not in OTHER_VARIABLES
     }
 
 

@@ -81,3 +81,10 @@ def test_addresses_parse(text: str, expected: tuple[str, int]) -> None:
 def test_bad_addresses_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="address"):
         parse_address(text)
+
+
+def test_variables_of_the_client_commands_do_not_stop_a_node_from_starting() -> None:
+    environ = {"CONCLAVE_ENDPOINTS": "127.0.0.1:7001", "CONCLAVE_TOKEN": "secret-token"}
+    assert load_settings({}, environ=environ).node_id == 1
+    with pytest.raises(SettingsError, match="unknown setting 'tick_interval'"):
+        load_settings({}, environ={"CONCLAVE_TICK_INTERVAL": "20"})  # a typo is still refused
