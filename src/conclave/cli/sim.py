@@ -7,7 +7,9 @@ starting with `seed=<S>`, failure details after a failing seed's line, and last 
 summary line `seeds=N ok=N violations=N events=E sim_events_per_s=R`. Exit code 1 when any
 seed fails. `raft` runs the KV workload; `decisions` runs the decision layer (proposals,
 votes, conflicts, expiry, rollbacks; `conclave.sim.decisions`) under the same faults, with the
-same output contract.
+same output contract. `pbft` runs PBFT with Byzantine replicas (`conclave.sim.pbft`): one line
+per seed naming the Byzantine behaviours it exercised, and a summary line that counts them and
+ends with `violations=N`.
 """
 
 import logging
@@ -152,6 +154,49 @@ def _sweep(
             clock=time.perf_counter,
             on_result=report,
         )
+    typer.echo(summary.line())
+    if summary.violations:
+        raise typer.Exit(code=1)
+
+
+@app.command("pbft")
+def pbft(
+    seeds: int = typer.Option(10, "--seeds", min=1, help="How many seeds to run."),
+    seed_start: int = typer.Option(0, "--seed-start", min=0, help="First seed of the range."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Run (replay) this one seed."),
+    f: int = typer.Option(
+        1, "--f", min=1, max=2, help="Faults tolerated: 1 (4 replicas) or 2 (7)."
+    ),
+    jobs: int = typer.Option(0, "--jobs", min=0, help="Worker processes (0: one per CPU)."),
+) -> None:
+    """Run PBFT with Byzantine replicas, crashes and network faults, seed by seed."""
+    from conclave.sim.pbft import (  # noqa: PLC0415 - keeps `sim raft` start-up light
+        PbftSeedResult,
+        PbftSimSettings,
+        pbft_failure_lines,
+        pbft_seed_line,
+        run_pbft_sweep,
+    )
+
+    seed_range = [seed] if seed is not None else list(range(seed_start, seed_start + seeds))
+    runs = [PbftSimSettings(seed=s, f=f) for s in seed_range]
+    workers = 1 if len(seed_range) < 8 else (jobs or os.cpu_count() or 1)
+
+    def report(result: PbftSeedResult) -> None:
+        typer.echo(pbft_seed_line(result))
+        for line in pbft_failure_lines(result):
+            typer.echo(line)
+
+    if workers <= 1:
+        summary = run_pbft_sweep(runs, clock=time.perf_counter, on_result=report)
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            summary = run_pbft_sweep(
+                runs,
+                mapper=lambda fn, items: pool.imap(fn, items, chunksize=2),
+                clock=time.perf_counter,
+                on_result=report,
+            )
     typer.echo(summary.line())
     if summary.violations:
         raise typer.Exit(code=1)

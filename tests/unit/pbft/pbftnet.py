@@ -43,6 +43,14 @@ class Machine:
         self.entries.append(entry)
         return b"r:" + entry.data if entry.kind is EntryKind.NORMAL else None
 
+    def snapshot(self) -> bytes:
+        return b"\x00".join(e.data for e in self.entries if e.kind is EntryKind.NORMAL)
+
+    def restore(self, data: bytes, index: int) -> None:
+        ops = data.split(b"\x00") if data else []
+        self.entries = [Entry(term=0, index=0, data=op) for op in ops]
+        self.applied_index = index
+
     @property
     def operations(self) -> list[bytes]:
         return [e.data for e in self.entries if e.kind is EntryKind.NORMAL]
@@ -89,8 +97,13 @@ class Net:
         for rid, replica in self.replicas.items():
             if rid in self.crashed:
                 continue
-            while replica.has_ready():
-                self._execute(rid, replica)
+            while True:
+                while replica.has_ready():
+                    self._execute(rid, replica)
+                pending = replica.pending_checkpoint
+                if pending is None:
+                    break
+                replica.checkpoint_state(pending, self.machines[rid].snapshot())
             replica.check_invariants()
         for cid, client in self.clients.items():
             out = client.ready()
@@ -105,7 +118,11 @@ class Net:
             storage.sync()
         self._post(ready.messages)
         machine = self.machines[rid]
+        if ready.snapshot is not None and ready.snapshot.meta.index > machine.applied_index:
+            machine.restore(ready.snapshot.data, ready.snapshot.meta.index)
         for entry in ready.committed_entries:
+            if entry.index <= machine.applied_index:
+                continue
             result = machine.apply(entry)
             if result is not None:
                 replica.record_result(entry.index, result)

@@ -34,7 +34,8 @@ def test_a_crashed_primary_is_replaced_and_requests_commit_in_the_new_view() -> 
 
 
 def test_a_request_prepared_in_the_old_view_keeps_its_sequence_number() -> None:
-    net = Net(4, clients=0)
+    # No retransmission: the lost commits must stay lost for the request to stay uncommitted.
+    net = Net(4, clients=0, retransmit_interval_ticks=1_000_000)
     net.replicas[1].propose(Request(client_id=201, timestamp=1, operation=b"prepared"))
     net.flush()
     # Every commit is lost: the request prepares everywhere but commits nowhere.
@@ -76,7 +77,7 @@ def test_view_change_timeouts_double_when_the_next_primary_is_dead_too() -> None
 
 
 def test_a_new_view_that_drops_a_prepared_certificate_is_rejected() -> None:
-    net = Net(4, clients=0)
+    net = Net(4, clients=0, retransmit_interval_ticks=1_000_000)
     net.replicas[1].propose(Request(client_id=201, timestamp=1, operation=b"keep-me"))
     net.flush()
     net.drop = lambda s: isinstance(s.message, Commit)

@@ -2,8 +2,9 @@
 
 Public surface: `PbftReplica` with its settings, messages, the pure client and the crypto
 helpers. Everything here is pure: inputs in, a `Ready` out (DESIGN.md section 3).
-This slice has the normal case, checkpoints, view change and the client; restore from
-storage, state transfer and the read-only path come next.
+This slice has the normal case, checkpoints, view change, retransmission, state transfer
+(checkpoints cover the application snapshot the shell hands in with `checkpoint_state`) and the
+client; restore from storage, the read-only path and client authentication come next.
 """
 
 from conclave.consensus.pbft.client import (
@@ -17,12 +18,14 @@ from conclave.consensus.pbft.crypto import (
     ReplicaKeys,
     auth_payload,
     canonical_bytes,
+    checkpoint_state_digest,
     dev_keys,
     digest_of,
 )
 from conclave.consensus.pbft.messages import (
     MESSAGE_TYPES,
     Checkpoint,
+    ClientRecord,
     Commit,
     NewView,
     PbftMessage,
@@ -32,6 +35,8 @@ from conclave.consensus.pbft.messages import (
     Reply,
     Request,
     Seq,
+    StateReply,
+    StateRequest,
     View,
     ViewChange,
 )
@@ -61,12 +66,14 @@ __all__ = [
     "ReplicaKeys",
     "auth_payload",
     "canonical_bytes",
+    "checkpoint_state_digest",
     "dev_keys",
     "digest_of",
     # messages
     "MESSAGE_TYPES",
     "NULL_BATCH",
     "Checkpoint",
+    "ClientRecord",
     "Commit",
     "NewView",
     "PbftMessage",
@@ -76,6 +83,8 @@ __all__ = [
     "Reply",
     "Request",
     "Seq",
+    "StateReply",
+    "StateRequest",
     "View",
     "ViewChange",
     "new_view_plan",

@@ -85,6 +85,16 @@ def chain_digest(previous: bytes, value: object) -> bytes:
     return hashlib.sha256(previous + canonical_bytes(value)).digest()
 
 
+def checkpoint_state_digest(seq: int, snapshot: bytes, clients: object) -> bytes:
+    """The digest a checkpoint at `seq` signs: the application snapshot and the client table.
+
+    SHA-256 over (seq, SHA-256(snapshot), canonical(clients)): it covers the replicated state
+    itself, so a state-transfer reply can be checked against a proof of 2f + 1 checkpoints.
+    """
+    snapshot_digest = hashlib.sha256(snapshot).digest()
+    return digest_of(("pbft.checkpoint_state", seq, snapshot_digest, clients))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplicaKeys:
     """The key material of one replica, injected as data.
@@ -185,6 +195,7 @@ __all__ = [
     "auth_payload",
     "canonical_bytes",
     "chain_digest",
+    "checkpoint_state_digest",
     "dev_keys",
     "digest_of",
     "pairwise_mac_key",

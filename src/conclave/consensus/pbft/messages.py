@@ -7,6 +7,9 @@ Rules (DESIGN.md rule 7):
   or an Ed25519 signature by `src` (everything forwarded as a proof: `PrePrepare`, `Prepare`,
   `Checkpoint`, `ViewChange`, `NewView`). It covers every other field (see `crypto.auth_payload`).
   `Request` and `Reply` are not authenticated in this slice (client keys come with the shell).
+  `StateRequest` carries a MAC for `dst`. `StateReply` carries no authentication of its own: it
+  is self-certifying, checked against the stable-checkpoint proof it carries (2f + 1 signed
+  checkpoints whose `state_digest` must equal `checkpoint_state_digest` of its contents).
 - Signed messages carry no receiver: the same signed statement goes to every replica and may
   be forwarded inside another message (checkpoint proofs, prepared certificates, the
   view-change set of a new-view).
@@ -146,8 +149,66 @@ class NewView:
     auth: bytes = b""
 
 
-PbftMessage = Request | PrePrepare | Prepare | Commit | Reply | Checkpoint | ViewChange | NewView
-AuthenticatedMessage = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientRecord:
+    """One client's exactly-once record: its last executed timestamp and that reply's result.
+
+    `result` is None when the state machine returned nothing for it (the replica then has no
+    reply to resend). Part of the checkpointed state: a replica restored by state transfer must
+    refuse the same old timestamps as the others.
+    """
+
+    TAG: ClassVar[str] = "pbft.client_record"
+    client_id: NodeId
+    timestamp: int
+    result: bytes | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateRequest:
+    """Replica `src` is behind and asks `dst` for the state of a checkpoint at or above `seq`."""
+
+    TAG: ClassVar[str] = "pbft.state_request"
+    AUTH_KIND: ClassVar[str] = "mac"
+    src: NodeId
+    dst: NodeId
+    seq: Seq
+    auth: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateReply:
+    """The state of the stable checkpoint at `seq`, with its proof (self-certifying).
+
+    `snapshot` is the application snapshot the shell supplied at `seq` (`checkpoint_state`),
+    `clients` the replica's exactly-once table at `seq` (least recently executed first).
+    """
+
+    TAG: ClassVar[str] = "pbft.state_reply"
+    AUTH_KIND: ClassVar[str] = "none"
+    src: NodeId
+    dst: NodeId
+    seq: Seq
+    proof: tuple[Checkpoint, ...]
+    snapshot: bytes
+    clients: tuple[ClientRecord, ...]
+
+
+PbftMessage = (
+    Request
+    | PrePrepare
+    | Prepare
+    | Commit
+    | Reply
+    | Checkpoint
+    | ViewChange
+    | NewView
+    | StateRequest
+    | StateReply
+)
+AuthenticatedMessage = (
+    PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView | StateRequest
+)
 
 MESSAGE_TYPES: tuple[type[PbftMessage], ...] = (
     Request,
@@ -158,12 +219,15 @@ MESSAGE_TYPES: tuple[type[PbftMessage], ...] = (
     Checkpoint,
     ViewChange,
     NewView,
+    StateRequest,
+    StateReply,
 )
 
 __all__ = [
     "MESSAGE_TYPES",
     "AuthenticatedMessage",
     "Checkpoint",
+    "ClientRecord",
     "Commit",
     "NewView",
     "PbftMessage",
@@ -173,6 +237,8 @@ __all__ = [
     "Reply",
     "Request",
     "Seq",
+    "StateReply",
+    "StateRequest",
     "View",
     "ViewChange",
 ]

@@ -16,11 +16,29 @@ Rules (DESIGN.md section 3; citations are to Castro and Liskov, OSDI 1999 and TO
   NOOP entries, so every executed seq yields at least one entry and indices strictly increase.
   The driver hands each result back with `record_result(index, result)`; the replica then
   sends the reply and caches it.
-- Checkpoints (OSDI 4.3): after executing a multiple of K the replica multicasts a signed
-  checkpoint of its state digest (a hash chain over the executed batches, which determine the
-  replicated state). 2f + 1 matching ones make it stable: the low watermark moves up and the
-  log below it is discarded. A replica that sees a stable checkpoint it has not executed traces
-  `state_transfer_needed` (state transfer is the next slice).
+- Checkpoints (OSDI 4.3): after executing a multiple of K, execution pauses at that seq
+  (`pending_checkpoint`) until the shell hands in the application snapshot taken right after
+  applying everything handed out so far: `checkpoint_state(seq, snapshot)`. The checkpoint
+  digest is `crypto.checkpoint_state_digest(seq, snapshot, client table)`: it covers the
+  replicated state itself (not just the history of batches), so a state-transfer reply can
+  be verified against it. The replica keeps the snapshot of its checkpoints at or above the
+  stable one. 2f + 1 matching signed checkpoints make it stable: the low watermark moves up
+  and the log below it is discarded.
+- State transfer (TOCS 5.3, simplified to whole snapshots): a replica that learns of a stable
+  checkpoint above its last executed seq (2f + 1 matching checkpoints, a new-view's proof, or
+  f + 1 replicas checkpointing beyond its window) waits `state_transfer_retry_ticks`, then asks
+  peers (`StateRequest`). A `StateReply` is self-certifying: its proof must be a valid stable
+  checkpoint proof whose digest equals that of the reply's snapshot and client table. The
+  replica then installs it: the next Ready carries `snapshot` (the driver restores the state
+  machine from it; its index is the last entry index of that seq), the client table is
+  replaced, the checkpoint becomes stable, and execution continues above it.
+- Retransmission (liveness under loss): every `retransmit_interval_ticks` a replica re-sends,
+  at most `retransmit_messages_max` messages per round: while changing view its view-change;
+  in an active view, for each seq above the stable checkpoint (not yet executed ones first)
+  the primary's pre-prepare (the primary only), its own prepare and its own commit; then its
+  latest checkpoint. A new primary answers a (re-sent) view-change for a view it already
+  started with its new-view. Normal-case messages of later views from f + 1 replicas pull a
+  replica into that view (as f + 1 view-changes do, OSDI 4.5.2).
 - View change (OSDI 4.4): a backup that waits `request_timeout_ticks` for a known request moves
   to view v + 1 and multicasts a signed view-change with its stable checkpoint proof and its
   prepared certificates. f + 1 view-changes for later views pull a replica along. The new
@@ -45,13 +63,14 @@ from conclave.consensus.pbft.crypto import (
     KeyRing,
     auth_payload,
     canonical_bytes,
-    chain_digest,
+    checkpoint_state_digest,
     digest_of,
 )
 from conclave.consensus.pbft.messages import (
     MESSAGE_TYPES,
     AuthenticatedMessage,
     Checkpoint,
+    ClientRecord,
     Commit,
     NewView,
     PbftMessage,
@@ -61,17 +80,30 @@ from conclave.consensus.pbft.messages import (
     Reply,
     Request,
     Seq,
+    StateReply,
+    StateRequest,
     View,
     ViewChange,
 )
 from conclave.consensus.pbft.settings import PbftConfig
 from conclave.consensus.pbft.viewchange import (
     batch_problem,
+    checkpoint_proof_problem,
     new_view_plan,
     new_view_problem,
     view_change_problem,
 )
-from conclave.core.effects import Entry, EntryKind, HardState, Ready, Send, TraceEvent
+from conclave.core.effects import (
+    ConfState,
+    Entry,
+    EntryKind,
+    HardState,
+    Ready,
+    Send,
+    Snapshot,
+    SnapshotMeta,
+    TraceEvent,
+)
 from conclave.core.env import CoreEnv
 from conclave.core.errors import InvariantViolation, ProposalDropped
 from conclave.core.ids import NO_NODE, LogIndex, NodeId
@@ -125,8 +157,11 @@ class PbftReplica:
         # Execution and checkpoints.
         self._last_executed: Seq = 0
         self._executed_digests: dict[Seq, bytes] = {}
-        self._history_digest = GENESIS_DIGEST
+        self._state_digest = GENESIS_DIGEST  # digest of the last own checkpoint
         self._own_checkpoints: dict[Seq, bytes] = {}
+        self._own_checkpoint_msgs: dict[Seq, Checkpoint] = {}
+        self._checkpoint_states: dict[Seq, tuple[bytes, tuple[ClientRecord, ...]]] = {}
+        self._pending_checkpoint: Seq | None = None
         self._checkpoint_votes: dict[Seq, dict[NodeId, Checkpoint]] = {}
         self._stable_seq: Seq = 0
         self._stable_proof: tuple[Checkpoint, ...] = ()
@@ -145,7 +180,14 @@ class PbftReplica:
         # View change.
         self._view_changes: dict[View, dict[NodeId, ViewChange]] = {}
         self._future: list[NormalCaseMessage] = []
-        self._transfer_traced_seq: Seq = 0
+        self._later_views: dict[NodeId, View] = {}  # replicas seen in views above ours
+        self._last_new_view: NewView | None = None
+        # Retransmission and state transfer.
+        self._retransmit_wait_ticks = 0
+        self._transfer_seq: Seq = 0  # a checkpoint above last executed to fetch (0: none)
+        self._transfer_wait_ticks = 0
+        self._ahead_checkpoints: dict[NodeId, Seq] = {}  # checkpoints beyond the window
+        self._snapshot_out: Snapshot | None = None
         # Outputs waiting for the next Ready.
         self._msgs: list[Send[PbftMessage]] = []
         self._to_apply: list[Entry] = []
@@ -161,6 +203,8 @@ class PbftReplica:
             Checkpoint: self._dispatch_checkpoint,
             ViewChange: self._dispatch_view_change,
             NewView: self._dispatch_new_view,
+            StateRequest: self._dispatch_state_request,
+            StateReply: self._dispatch_state_reply,
         }
 
     @classmethod
@@ -216,8 +260,18 @@ class PbftReplica:
 
     @property
     def state_digest(self) -> bytes:
-        """Digest of everything executed so far (what checkpoints compare)."""
-        return self._history_digest
+        """Digest of this replica's last own checkpoint (GENESIS_DIGEST before any)."""
+        return self._state_digest
+
+    @property
+    def pending_checkpoint(self) -> Seq | None:
+        """The checkpoint seq execution waits at for `checkpoint_state`, or None."""
+        return self._pending_checkpoint
+
+    @property
+    def transferring(self) -> Seq | None:
+        """The checkpoint seq a state transfer is fetching, or None."""
+        return self._transfer_seq or None
 
     @property
     def drop_counts(self) -> Mapping[str, int]:
@@ -228,6 +282,15 @@ class PbftReplica:
         """Digest of the batch executed at `seq`, while it is above the stable checkpoint."""
         return self._executed_digests.get(seq)
 
+    def prepared_digest(self, seq: Seq) -> bytes | None:
+        """The digest this replica holds a prepared certificate for at `seq`, if any."""
+        certificate = self._certificates.get(seq)
+        return certificate.pre_prepare.digest if certificate is not None else None
+
+    def own_checkpoint(self, seq: Seq) -> bytes | None:
+        """This replica's checkpoint digest at `seq`, while at or above the stable one."""
+        return self._own_checkpoints.get(seq)
+
     def log_seqs(self) -> tuple[Seq, ...]:
         """Sequence numbers with normal-case state in memory (for tests of garbage collection)."""
         return tuple(sorted(set(self._slots) | set(self._certificates)))
@@ -235,7 +298,16 @@ class PbftReplica:
     # == inputs ============================================================================
 
     def tick(self) -> None:
-        """One logical clock tick: request and view-change timers."""
+        """One logical clock tick: retransmission, state transfer, request and view timers."""
+        self._retransmit_wait_ticks += 1
+        if self._retransmit_wait_ticks >= self._config.retransmit_interval_ticks:
+            self._retransmit_wait_ticks = 0
+            self._retransmit()
+        if self._transfer_seq:
+            self._transfer_wait_ticks += 1
+            if self._transfer_wait_ticks >= self._config.state_transfer_retry_ticks:
+                self._transfer_wait_ticks = 0
+                self._request_state()
         if self._view_active:
             if not self._outstanding or self.is_primary:
                 # The primary does not suspect itself; f + 1 view-changes pull it along.
@@ -279,6 +351,19 @@ class PbftReplica:
         if not self._admit_request(request):
             raise ProposalDropped("pending_requests_max requests are waiting")
 
+    def checkpoint_state(self, seq: Seq, snapshot: bytes) -> None:
+        """The application snapshot at checkpoint `seq` (see `pending_checkpoint`).
+
+        Call it once every entry handed out so far is applied and its result recorded: the
+        snapshot must be the state machine's image right after the last entry of `seq`.
+        A call for any other seq than the pending one is ignored.
+        """
+        if seq != self._pending_checkpoint:
+            return
+        self._pending_checkpoint = None
+        self._take_checkpoint(seq, snapshot)
+        self._execute_committed()
+
     def record_result(self, index: LogIndex, result: bytes) -> None:
         """The state machine's result of the committed entry at `index`: reply to its client."""
         waiting = self._awaiting_results.pop(index, None)
@@ -298,6 +383,7 @@ class PbftReplica:
         """True when `ready()` would return something to do."""
         return bool(
             self._msgs
+            or self._snapshot_out is not None
             or self._traces
             or self._to_apply
             or self._dirty_from is not None
@@ -311,10 +397,12 @@ class PbftReplica:
         hard_state = self._hard_state()
         previous = self._prev_hard_state
         entries = self._take_dirty_records()
+        snapshot, self._snapshot_out = self._snapshot_out, None
         ready: Ready[PbftMessage] = Ready(
             hard_state=hard_state if hard_state != previous else None,
+            snapshot=snapshot,
             entries=entries,
-            must_sync=bool(entries) or hard_state.term != previous.term,
+            must_sync=bool(entries) or snapshot is not None or hard_state.term != previous.term,
             messages=tuple(self._msgs),
             committed_entries=tuple(self._to_apply),
             traces=tuple(self._traces),
@@ -558,7 +646,7 @@ class PbftReplica:
 
     def _execute_committed(self) -> None:
         """Execute committed batches strictly in sequence order (OSDI 4.2)."""
-        while True:
+        while self._pending_checkpoint is None:
             slot = self._slots.get(self._last_executed + 1)
             if slot is None or not slot.committed or slot.pre_prepare is None:
                 return
@@ -572,12 +660,14 @@ class PbftReplica:
         for slot_number, request in enumerate(pre_prepare.batch):
             index = entry_index(seq, slot_number, batch_max)
             self._to_apply.append(self._execute_request(request, index, pre_prepare.view))
-        self._history_digest = chain_digest(self._history_digest, (seq, pre_prepare.digest))
         self._executed_digests[seq] = pre_prepare.digest
         self._last_executed = seq
         self._request_wait_ticks = 0  # progress: the primary is doing its job
+        if self._transfer_seq and self._transfer_seq <= seq:
+            self._transfer_seq = 0  # caught up by executing: no transfer needed
         if seq % self._config.checkpoint_interval_seqs == 0:
-            self._take_checkpoint(seq)
+            self._pending_checkpoint = seq  # execution waits for the shell's snapshot
+            self._trace("checkpoint_pending", seq=seq)
 
     def _execute_request(self, request: Request, index: LogIndex, view: View) -> Entry:
         client = request.client_id
@@ -602,9 +692,23 @@ class PbftReplica:
 
     # == checkpoints and garbage collection (OSDI 4.3) =====================================
 
-    def _take_checkpoint(self, seq: Seq) -> None:
-        self._own_checkpoints[seq] = self._history_digest
-        checkpoint = self._sign(Checkpoint(src=self.id, seq=seq, state_digest=self._history_digest))
+    def _client_table(self) -> tuple[ClientRecord, ...]:
+        """The exactly-once table, least recently executed first (checkpointed state)."""
+        records: list[ClientRecord] = []
+        for client, timestamp in self._last_timestamps.items():
+            reply = self._last_replies.get(client)
+            result = reply.result if reply is not None and reply.timestamp == timestamp else None
+            records.append(ClientRecord(client_id=client, timestamp=timestamp, result=result))
+        return tuple(records)
+
+    def _take_checkpoint(self, seq: Seq, snapshot: bytes) -> None:
+        clients = self._client_table()
+        digest = checkpoint_state_digest(seq, snapshot, clients)
+        self._state_digest = digest
+        self._own_checkpoints[seq] = digest
+        self._checkpoint_states[seq] = (snapshot, clients)
+        checkpoint = self._sign(Checkpoint(src=self.id, seq=seq, state_digest=digest))
+        self._own_checkpoint_msgs[seq] = checkpoint
         self._checkpoint_votes.setdefault(seq, {})[self.id] = checkpoint
         self._broadcast(checkpoint)
         self._maybe_stable(seq)
@@ -620,7 +724,7 @@ class PbftReplica:
             self._drop(message, "invalid", f"checkpoint at {seq}, not a multiple of K")
             return
         if seq > self._stable_seq + 2 * self._config.watermark_window_seqs:
-            self._drop(message, "out_of_window", f"checkpoint at {seq}")
+            self._note_checkpoint_ahead(message)
             return
         self._checkpoint_votes.setdefault(seq, {}).setdefault(message.src, message)
         self._maybe_stable(seq)
@@ -641,9 +745,29 @@ class PbftReplica:
         for checkpoint in votes.values():
             by_digest[checkpoint.state_digest] = by_digest.get(checkpoint.state_digest, 0) + 1
         proven = any(count >= self._config.commit_quorum for count in by_digest.values())
-        if proven and seq > self._last_executed and seq > self._transfer_traced_seq:
-            self._transfer_traced_seq = seq
-            self._trace("state_transfer_needed", seq=seq, executed=self._last_executed)
+        if proven:
+            self._need_state(seq)
+
+    def _note_checkpoint_ahead(self, message: Checkpoint) -> None:
+        """A checkpoint beyond twice the window: f + 1 such replicas mean we are far behind.
+
+        Only each replica's latest such seq is kept (bounded by n); no proof is needed to ask,
+        because the reply proves itself.
+        """
+        known = self._ahead_checkpoints.get(message.src, 0)
+        self._ahead_checkpoints[message.src] = max(known, message.seq)
+        ahead = sorted(self._ahead_checkpoints.values(), reverse=True)
+        if len(ahead) > self._config.f:
+            self._need_state(ahead[self._config.f])
+
+    def _need_state(self, seq: Seq) -> None:
+        """Plan to fetch the state of checkpoint `seq` unless execution gets there first."""
+        if seq <= self._last_executed or seq <= self._transfer_seq:
+            return
+        if not self._transfer_seq:
+            self._transfer_wait_ticks = 0
+        self._transfer_seq = seq
+        self._trace("state_transfer_needed", seq=seq, executed=self._last_executed)
 
     def _make_stable(self, seq: Seq, proof: tuple[Checkpoint, ...]) -> None:
         """Move the low watermark to `seq` and discard the log below it (OSDI 4.3)."""
@@ -653,6 +777,9 @@ class PbftReplica:
         self._certificates = {s: c for s, c in self._certificates.items() if s > seq}
         self._executed_digests = {s: d for s, d in self._executed_digests.items() if s > seq}
         self._own_checkpoints = {s: d for s, d in self._own_checkpoints.items() if s >= seq}
+        self._own_checkpoint_msgs = {s: m for s, m in self._own_checkpoint_msgs.items() if s >= seq}
+        self._checkpoint_states = {s: st for s, st in self._checkpoint_states.items() if s >= seq}
+        self._ahead_checkpoints = {r: s for r, s in self._ahead_checkpoints.items() if s > seq}
         self._checkpoint_votes = {s: v for s, v in self._checkpoint_votes.items() if s > seq}
         self._next_seq = max(self._next_seq, seq)
         self._trace("checkpoint_stable", seq=seq)
@@ -696,6 +823,7 @@ class PbftReplica:
         if not self._authentic(message):
             return
         if message.new_view < self._view or (message.new_view == self._view and self._view_active):
+            self._maybe_resend_new_view(message.src)
             self._drop(message, "stale", f"view change to {message.new_view}")
             return
         if message.new_view > self._view + self._config.view_change_views_ahead_max:
@@ -718,6 +846,20 @@ class PbftReplica:
         if later and len(senders) > self._config.f:
             self._start_view_change(later[0])
 
+    def _note_later_view(self, src: NodeId, view: View) -> None:
+        """f + 1 replicas working in later views: join the lowest view f + 1 of them reached.
+
+        The normal-case counterpart of OSDI 4.5.2's f + 1 rule: a replica that missed a view
+        change (and has no request waiting, so no timer) would otherwise never catch up.
+        """
+        if view > self._view + self._config.view_change_views_ahead_max:
+            return
+        self._later_views[src] = max(self._later_views.get(src, 0), view)
+        views = sorted((v for v in self._later_views.values() if v > self._view), reverse=True)
+        if len(views) > self._config.f:
+            self._later_views = {}
+            self._start_view_change(views[self._config.f])
+
     def _maybe_send_new_view(self) -> None:
         """As the new primary with 2f + 1 view-changes, compute O and start the view."""
         if self._view_active or not self.is_primary:
@@ -736,6 +878,13 @@ class PbftReplica:
         )
         self._broadcast(new_view)
         self._enter_view(new_view)
+
+    def _maybe_resend_new_view(self, peer: NodeId) -> None:
+        """A peer still changing to a view we started: as its primary, send it the new-view."""
+        new_view = self._last_new_view
+        active_primary = self._view_active and self.is_primary
+        if active_primary and new_view is not None and new_view.view == self._view:
+            self._send(peer, new_view)
 
     def _dispatch_new_view(self, message: PbftMessage) -> None:
         assert isinstance(message, NewView)
@@ -765,6 +914,8 @@ class PbftReplica:
         self._request_wait_ticks = 0
         self._slots = {}
         self._view_changes = {v: vcs for v, vcs in self._view_changes.items() if v > self._view}
+        self._later_views = {r: v for r, v in self._later_views.items() if v > self._view}
+        self._last_new_view = new_view
         self._adopt_checkpoint(new_view.view_changes)
         min_seq, _ = new_view_plan(new_view.view_changes)
         self._next_seq = max(min_seq, self._stable_seq)
@@ -783,12 +934,14 @@ class PbftReplica:
         seq = best.stable_seq
         if seq <= self._stable_seq:
             return
+        votes = self._checkpoint_votes.setdefault(seq, {})
+        for checkpoint in best.checkpoint_proof:
+            votes.setdefault(checkpoint.src, checkpoint)  # a pending checkpoint may use them
         own = self._own_checkpoints.get(seq)
         if own is not None and own == best.checkpoint_proof[0].state_digest:
             self._make_stable(seq, best.checkpoint_proof)
-        elif seq > self._last_executed and seq > self._transfer_traced_seq:
-            self._transfer_traced_seq = seq
-            self._trace("state_transfer_needed", seq=seq, executed=self._last_executed)
+        else:
+            self._need_state(seq)
 
     def _resume_requests(self) -> None:
         """Hand waiting requests to the new primary (or order them, as the new primary)."""
@@ -807,6 +960,155 @@ class PbftReplica:
             elif message.view > self._view:
                 self._future.append(message)
 
+    # == retransmission (liveness under message loss) =======================================
+
+    def _retransmit(self) -> None:
+        """Re-send, bounded by `retransmit_messages_max`, what peers may have missed."""
+        budget = _Budget(self._config.retransmit_messages_max)
+        if not self._view_active:
+            own = self._view_changes.get(self._view, {}).get(self.id)
+            if own is not None:
+                self._broadcast_within(own, budget)
+            return
+        behind = [s for s in sorted(self._slots) if s > self._last_executed]
+        done = [s for s in sorted(self._slots) if self._stable_seq < s <= self._last_executed]
+        for seq in (*behind, *done):
+            slot = self._slots[seq]
+            if not self._retransmit_slot(slot, budget):
+                return
+        latest = max(self._own_checkpoint_msgs, default=None)
+        if latest is not None:
+            self._broadcast_within(self._own_checkpoint_msgs[latest], budget)
+
+    def _retransmit_slot(self, slot: _Slot, budget: "_Budget") -> bool:
+        """Re-send one seq's own messages; False once the budget is spent."""
+        pre_prepare = slot.pre_prepare
+        if pre_prepare is None:
+            return True
+        if self.is_primary:
+            if not self._broadcast_within(pre_prepare, budget):
+                return False
+        else:
+            prepare = slot.prepares.get(self.id)
+            if prepare is not None and not self._broadcast_within(prepare, budget):
+                return False
+        own = slot.commits.get(self.id)
+        if own is not None:
+            for peer in self._peers:
+                if not budget.take():
+                    return False
+                commit = replace(own, dst=peer)
+                self._send(peer, replace(commit, auth=self._ring.mac(peer, auth_payload(commit))))
+        return True
+
+    def _broadcast_within(self, message: PbftMessage, budget: "_Budget") -> bool:
+        for peer in self._peers:
+            if not budget.take():
+                return False
+            self._send(peer, message)
+        return True
+
+    # == state transfer (TOCS 5.3) ========================================================
+
+    def _request_state(self) -> None:
+        """Ask every peer for the state of a checkpoint at or above the target."""
+        for peer in self._peers:
+            request = StateRequest(src=self.id, dst=peer, seq=self._transfer_seq)
+            self._send(peer, replace(request, auth=self._ring.mac(peer, auth_payload(request))))
+        self._trace("state_requested", seq=self._transfer_seq, executed=self._last_executed)
+
+    def _dispatch_state_request(self, message: PbftMessage) -> None:
+        assert isinstance(message, StateRequest)
+        if not self._authentic(message):
+            return
+        seq = self._stable_seq
+        state = self._checkpoint_states.get(seq)
+        if seq < message.seq or state is None or not self._stable_proof:
+            return  # nothing as recent to offer; another replica will answer
+        snapshot, clients = state
+        reply = StateReply(
+            src=self.id,
+            dst=message.src,
+            seq=seq,
+            proof=self._stable_proof,
+            snapshot=snapshot,
+            clients=clients,
+        )
+        self._send(message.src, reply)
+
+    def _dispatch_state_reply(self, message: PbftMessage) -> None:
+        assert isinstance(message, StateReply)
+        if not self._transfer_seq or message.seq <= self._last_executed:
+            return  # not asked for, or execution got there first
+        problem = self._state_reply_problem(message)
+        if problem is not None:
+            self._drop(message, "invalid_proof", problem)
+            return
+        self._install_state(message)
+
+    def _state_reply_problem(self, reply: StateReply) -> str | None:
+        if reply.dst != self.id:
+            return f"state reply for {reply.dst}"
+        if len(reply.snapshot) > self._config.snapshot_bytes_max:
+            return "snapshot exceeds snapshot_bytes_max"
+        if len(reply.clients) > self._config.clients_max:
+            return "client table exceeds clients_max"
+        if reply.seq <= 0:
+            return "state reply for the initial state"
+        problem = checkpoint_proof_problem(reply.seq, reply.proof, self._config, self._ring)
+        if problem is not None:
+            return problem
+        digest = checkpoint_state_digest(reply.seq, reply.snapshot, reply.clients)
+        if digest != reply.proof[0].state_digest:
+            return "state reply does not match its checkpoint proof"
+        return None
+
+    def _install_state(self, reply: StateReply) -> None:
+        """Adopt a verified checkpoint state; the driver restores the state machine from it."""
+        seq, batch_max = reply.seq, self._config.requests_per_batch_max
+        last_index = entry_index(seq + 1, 0, batch_max) - 1
+        self._last_executed = seq
+        self._pending_checkpoint = None
+        if self._transfer_seq <= seq:
+            self._transfer_seq = 0
+        digest = reply.proof[0].state_digest
+        self._state_digest = digest
+        self._own_checkpoints[seq] = digest
+        self._checkpoint_states[seq] = (reply.snapshot, reply.clients)
+        self._install_clients(reply.clients)
+        self._awaiting_results = {i: w for i, w in self._awaiting_results.items() if i > last_index}
+        self._executed_digests = {}
+        self._snapshot_out = Snapshot(
+            meta=SnapshotMeta(
+                index=last_index, term=self._view, conf=ConfState(voters=self._config.replica_ids)
+            ),
+            data=reply.snapshot,
+        )
+        if seq > self._stable_seq:
+            self._make_stable(seq, reply.proof)
+        self._mark_dirty(seq + 1)  # the tail is rewritten after the snapshot
+        self._trace("state_transferred", seq=seq, src=reply.src)
+        self._execute_committed()
+
+    def _install_clients(self, clients: tuple[ClientRecord, ...]) -> None:
+        self._last_timestamps = {}
+        self._last_replies = {}
+        for record in clients:
+            self._last_timestamps[record.client_id] = record.timestamp
+            if record.result is not None:
+                self._last_replies[record.client_id] = Reply(
+                    src=self.id,
+                    view=self._view,
+                    client_id=record.client_id,
+                    timestamp=record.timestamp,
+                    result=record.result,
+                )
+        for client, request in list(self._outstanding.items()):
+            last = self._last_timestamps.get(client)
+            if last is not None and request.timestamp <= last:
+                del self._outstanding[client]
+                self._unordered.pop(client, None)
+
     # == message checks ====================================================================
 
     def _authentic(self, message: AuthenticatedMessage) -> bool:
@@ -816,7 +1118,7 @@ class PbftReplica:
             self._drop(message, "unknown_sender", f"claimed sender {src}")
             return False
         payload = auth_payload(message)
-        if isinstance(message, Commit):
+        if isinstance(message, Commit | StateRequest):
             if message.dst != self.id or not self._ring.mac_valid(src, payload, message.auth):
                 self._drop(message, "bad_mac", f"claimed sender {src}")
                 return False
@@ -840,6 +1142,8 @@ class PbftReplica:
                 self._drop(message, "overload", "future_messages_max reached")
             else:
                 self._future.append(message)
+            if message.view > self._view:
+                self._note_later_view(message.src, message.view)
             return False
         if not self._stable_seq < message.seq <= self.high_watermark:
             self._drop(message, "out_of_window", f"seq {message.seq}")
@@ -907,6 +1211,21 @@ class PbftReplica:
         self._drop_counts[category] = self._drop_counts.get(category, 0) + 1
         tag = getattr(type(message), "TAG", type(message).__name__)
         self._trace("drop", msg=tag, src=_claimed_sender(message), category=category, reason=reason)
+
+
+class _Budget:
+    """A countdown of messages one retransmission round may still send."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
 
 
 def _claimed_sender(message: object) -> NodeId:

@@ -9,6 +9,8 @@ Rules:
   checkpoint becomes stable (OSDI 1999, section 4.3).
 - Settings that change the replicated behaviour (K, L, batch size, request size) must be the
   same on every replica: pre-prepares and view changes are validated against them.
+- Retransmission (`retransmit_*`) and state transfer (`state_transfer_*`) are local liveness
+  knobs; they may differ between replicas.
 - `PbftConfig` validates itself; a bad combination raises `ValueError` at construction.
 """
 
@@ -37,6 +39,10 @@ class PbftConfig:
     clients_max: int = 10_000  # clients whose last reply is cached (exactly-once)
     future_messages_max: int = 1024  # messages of a later view kept until that view starts
     view_change_views_ahead_max: int = 16  # how far ahead of its view a replica tracks votes
+    retransmit_interval_ticks: int = 10  # how often a replica re-sends what peers may miss
+    retransmit_messages_max: int = 96  # messages one retransmission round may send
+    state_transfer_retry_ticks: int = 10  # wait before (re-)asking peers for a checkpoint's state
+    snapshot_bytes_max: int = 1 << 26  # size of a state-transfer snapshot
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -72,6 +78,10 @@ class PbftConfig:
             "clients_max",
             "future_messages_max",
             "view_change_views_ahead_max",
+            "retransmit_interval_ticks",
+            "retransmit_messages_max",
+            "state_transfer_retry_ticks",
+            "snapshot_bytes_max",
         ):
             if getattr(self, name) < 1:
                 out.append(f"{name} must be >= 1")
