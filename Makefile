@@ -31,11 +31,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## soak: the long seed sweeps of the Done-when list (1000 seeds each at 3, 5 and 7 nodes)
+## soak: the long seed sweeps of the Done-when lists (Raft at 3, 5, 7 nodes; decisions; PBFT)
 soak: $(STAMP)
 	$(BIN)/conclave sim raft --seeds 1000 --nodes 3
 	$(BIN)/conclave sim raft --seeds 1000 --nodes 5
 	$(BIN)/conclave sim raft --seeds 1000 --nodes 7
+	$(BIN)/conclave sim decisions --seeds 500
+	$(BIN)/conclave sim pbft --seeds 1000 --f 1
+	$(BIN)/conclave sim pbft --seeds 200 --f 2
 
 ## bench: side-by-side benchmark against etcd, ZooKeeper and PySyncObj (benchmarks/README.md);
 ## installs the bench extra and Debian's etcd-server and zookeeper when missing.
