@@ -56,7 +56,7 @@ from conclave.decision.conflicts import (
 from conclave.decision.explain import explain_lines
 from conclave.decision.machine import (
     DecisionMachine,
-    ExecutionRefused,
+    MemoryTarget,
     Refused,
     Result,
 )
@@ -74,25 +74,9 @@ from conclave.decision.snapshot import encode_machine, restore_machine
 DEFAULT_DEADLINE_MS = 60_000
 
 
-class DictTarget:
-    """An execution target over a dict; refuses values equal to "refuse"."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    def read(self, key: str) -> str | None:
-        return self.data.get(key)
-
-    def scan(self, prefix: str) -> list[tuple[str, str]]:
-        return sorted((k, v) for k, v in self.data.items() if k.startswith(prefix))
-
-    def write(self, key: str, value: str | None) -> None:
-        if value == "refuse":
-            raise ExecutionRefused(f"{key}: value refused")
-        if value is None:
-            self.data.pop(key, None)
-        else:
-            self.data[key] = value
+def DictTarget() -> MemoryTarget:
+    """A dict-backed target that refuses the value "refuse" (to make executions fail)."""
+    return MemoryTarget(refused_values=("refuse",))
 
 
 def _items(raw: str | None) -> tuple[str, ...]:

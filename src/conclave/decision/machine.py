@@ -104,6 +104,31 @@ class ExecutionRefused(Exception):
     """The target cannot take a change (e.g. over a size limit); the message says why."""
 
 
+class MemoryTarget:
+    """An `ExecutionTarget` over a dict (tests, tools, the simulator's own checks).
+
+    `refused_values` are values it refuses to store, so tests can make an execution fail.
+    """
+
+    def __init__(self, refused_values: tuple[str, ...] = ()) -> None:
+        self.data: dict[str, str] = {}
+        self.refused_values = refused_values
+
+    def read(self, key: str) -> str | None:
+        return self.data.get(key)
+
+    def scan(self, prefix: str) -> list[tuple[str, str]]:
+        return sorted((k, v) for k, v in self.data.items() if k.startswith(prefix))
+
+    def write(self, key: str, value: str | None) -> None:
+        if value is not None and value in self.refused_values:
+            raise ExecutionRefused(f"{key}: value refused")
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+
+
 @dataclass(frozen=True, slots=True)
 class Refused:
     code: str
@@ -684,6 +709,7 @@ __all__ = [
     "ExecutionRefused",
     "ExecutionTarget",
     "KindConfig",
+    "MemoryTarget",
     "ProposalRecord",
     "Refused",
     "Result",

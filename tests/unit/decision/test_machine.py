@@ -16,7 +16,7 @@ from conclave.decision.conflicts import AllowedValues
 from conclave.decision.machine import (
     Accepted,
     DecisionMachine,
-    ExecutionRefused,
+    MemoryTarget,
     Refused,
     Status,
 )
@@ -27,25 +27,9 @@ A, R, X = VoteChoice.APPROVE, VoteChoice.REJECT, VoteChoice.ABSTAIN
 MEMBERS = (Member(principal="ann"), Member(principal="bob"), Member(principal="cyd"))
 
 
-class DictTarget:
-    """An execution target over a dict; refuses values named "refuse"."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    def read(self, key: str) -> str | None:
-        return self.data.get(key)
-
-    def scan(self, prefix: str) -> list[tuple[str, str]]:
-        return sorted((k, v) for k, v in self.data.items() if k.startswith(prefix))
-
-    def write(self, key: str, value: str | None) -> None:
-        if value == "refuse":
-            raise ExecutionRefused(f"{key}: value refused")
-        if value is None:
-            self.data.pop(key, None)
-        else:
-            self.data[key] = value
+def DictTarget() -> MemoryTarget:
+    """A dict-backed target that refuses the value "refuse" (to make executions fail)."""
+    return MemoryTarget(refused_values=("refuse",))
 
 
 class Log:
@@ -104,7 +88,7 @@ def _status(log: Log, pid: str) -> Status:
 
 def _data(log: Log) -> dict[str, str]:
     target = log.machine.target
-    assert isinstance(target, DictTarget)
+    assert isinstance(target, MemoryTarget)
     return target.data
 
 
