@@ -22,6 +22,7 @@ from pathlib import Path
 
 import typer
 
+from conclave.cli.progress import progress
 from conclave.sim.history import write_json_lines
 from conclave.sim.report import failure_lines, seed_line
 from conclave.sim.runner import SeedResult
@@ -140,6 +141,7 @@ def _sweep(
             typer.echo(line)
         if export_history is not None:
             _export(export_history, result)
+        advance()
 
     def announced(runs: Iterable[SimSettings]) -> Iterator[SimSettings]:
         for run in runs:
@@ -147,7 +149,7 @@ def _sweep(
                 typer.echo(f"seed={run.seed} nodes={run.nodes} ops={run.ops} event log:")
             yield run
 
-    with _mapper(workers) as mapper:
+    with progress(len(seed_range), "seeds") as advance, _mapper(workers) as mapper:
         summary = run_sweep(
             announced(seed_settings(base, seed_range)),
             mapper=mapper,
@@ -182,21 +184,24 @@ def pbft(
     runs = [PbftSimSettings(seed=s, f=f) for s in seed_range]
     workers = 1 if len(seed_range) < 8 else (jobs or os.cpu_count() or 1)
 
-    def report(result: PbftSeedResult) -> None:
-        typer.echo(pbft_seed_line(result))
-        for line in pbft_failure_lines(result):
-            typer.echo(line)
+    with progress(len(runs), "seeds") as advance:
 
-    if workers <= 1:
-        summary = run_pbft_sweep(runs, clock=time.perf_counter, on_result=report)
-    else:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            summary = run_pbft_sweep(
-                runs,
-                mapper=lambda fn, items: pool.imap(fn, items, chunksize=2),
-                clock=time.perf_counter,
-                on_result=report,
-            )
+        def report(result: PbftSeedResult) -> None:
+            typer.echo(pbft_seed_line(result))
+            for line in pbft_failure_lines(result):
+                typer.echo(line)
+            advance()
+
+        if workers <= 1:
+            summary = run_pbft_sweep(runs, clock=time.perf_counter, on_result=report)
+        else:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                summary = run_pbft_sweep(
+                    runs,
+                    mapper=lambda fn, items: pool.imap(fn, items, chunksize=2),
+                    clock=time.perf_counter,
+                    on_result=report,
+                )
     typer.echo(summary.line())
     if summary.violations:
         raise typer.Exit(code=1)
