@@ -8,6 +8,7 @@ Results arrive in seed order whatever the mapper, so output is reproducible.
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Protocol, TypeVar
 
 from conclave.sim.report import summary_line
 from conclave.sim.runner import SeedResult, run_seed
@@ -16,6 +17,38 @@ from conclave.sim.settings import SimSettings
 Mapper = Callable[
     [Callable[[SimSettings], SeedResult], Iterable[SimSettings]], Iterable[SeedResult]
 ]
+S = TypeVar("S")  # the settings of one seed
+R = TypeVar("R")  # the result of one seed
+R_contra = TypeVar("R_contra", contravariant=True)
+
+
+class Summary(Protocol[R_contra]):
+    """What `run_seeds` fills: counts results and records the wall time."""
+
+    wall_s: float
+
+    def add(self, result: R_contra) -> None: ...
+
+
+def run_seeds(
+    runs: Iterable[S],
+    run_one: Callable[[S], R],
+    summary: "Summary[R]",
+    *,
+    mapper: Callable[[Callable[[S], R], Iterable[S]], Iterable[R]] = map,
+    clock: Callable[[], float] | None = None,
+    on_result: Callable[[R], None] | None = None,
+) -> None:
+    """Run every settings in `runs` (in order, through `mapper`), adding each result to
+    `summary` and calling `on_result` as each one finishes; the wall time when `clock` is given.
+    Shared by every simulator (Raft, decisions, PBFT)."""
+    started = clock() if clock is not None else 0.0
+    for result in mapper(run_one, runs):
+        summary.add(result)
+        if on_result is not None:
+            on_result(result)
+    if clock is not None:
+        summary.wall_s = clock() - started
 
 
 @dataclass(slots=True)
@@ -68,13 +101,7 @@ def run_sweep(
 ) -> SweepSummary:
     """Run every settings in `runs` (in order), calling `on_result` as each one finishes."""
     summary = SweepSummary()
-    started = clock() if clock is not None else 0.0
-    for result in mapper(run_seed, runs):
-        summary.add(result)
-        if on_result is not None:
-            on_result(result)
-    if clock is not None:
-        summary.wall_s = clock() - started
+    run_seeds(runs, run_seed, summary, mapper=mapper, clock=clock, on_result=on_result)
     return summary
 
 

@@ -22,6 +22,7 @@ from conclave.sim.linearizability import Outcome, check_linearizability
 from conclave.sim.pbft.byzantine import BEHAVIOURS
 from conclave.sim.pbft.cluster import PbftCluster
 from conclave.sim.pbft.settings import PbftSimSettings
+from conclave.sim.sweep import run_seeds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,13 +173,7 @@ def run_pbft_sweep(
 ) -> PbftSweepSummary:
     """Run every settings in order (the mapper may run them in parallel, in order)."""
     summary = PbftSweepSummary()
-    started = clock() if clock is not None else 0.0
-    for result in mapper(run_pbft_seed, runs):
-        summary.add(result)
-        if on_result is not None:
-            on_result(result)
-    if clock is not None:
-        summary.wall_s = clock() - started
+    run_seeds(runs, run_pbft_seed, summary, mapper=mapper, clock=clock, on_result=on_result)
     return summary
 
 
