@@ -56,6 +56,7 @@ from conclave.decision.policy import evaluate
 from conclave.decision.resolution import (
     CannotResolve,
     DetectFn,
+    EscalateStrategy,
     Resolution,
     StrategyRegistry,
     default_registry,
@@ -548,7 +549,8 @@ class DecisionMachine:
             problems = [str(exc)]
         if problems:
             self._log("resolution_refused", record.proposal.id, "; ".join(problems))
-            resolution = _escalation(conflict, "the strategy could not resolve it")
+            # The fallback that always answers (the "resolution_refused" event says why).
+            resolution = EscalateStrategy().resolve(conflict, involved)
         self.conflicts[conflict.id] = replace(self.conflicts[conflict.id], resolution=resolution)
         self._log(
             "resolved",
@@ -686,19 +688,6 @@ def _rule_prefix(rule: PolicyRule) -> str:
     """The key prefix a rule watches (field names differ between rule types)."""
     prefix = getattr(rule, "prefix", None)
     return str(prefix if prefix is not None else getattr(rule, "key_prefix", ""))
-
-
-def _escalation(conflict: Conflict, why: str) -> Resolution:
-    """The fallback that always answers: every proposal of the conflict needs unanimity."""
-    return Resolution(
-        strategy="escalate",
-        conflict_id=conflict.id,
-        winners=(),
-        losers=(),
-        escalations=tuple(sorted(conflict.proposals)),
-        merged=False,
-        explanation=f"{why}; escalated: each proposal now needs unanimity",
-    )
 
 
 __all__ = [
